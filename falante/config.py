@@ -1,0 +1,166 @@
+"""Configuration: one TOML file + `FALANTE_…` environment overrides (pydantic-settings).
+
+Nested fields use `__` in env names, e.g. `FALANTE_LLM__KIND=openai`, `FALANTE_SERVER__PORT=9000`.
+Backends are a discriminated union on `kind`; the server imports a backend's module only when it builds it.
+Per-session choices (voice, persona) come in protocol messages and never mutate this object.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+CONFIG_ENV = "FALANTE_CONFIG"  # path of the TOML file; `falante serve --config` sets it
+
+
+def cache_dir() -> Path:
+    """Where assembled model bundles live (override with FALANTE_CACHE_DIR)."""
+    return Path(os.environ.get("FALANTE_CACHE_DIR", Path.home() / ".cache" / "falante"))
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_token: str | None = None  # bearer token; required when host is not loopback unless allow_no_auth
+    allow_no_auth: bool = False
+    ui: bool = True  # mount the Gradio chat at /chat and the kiosk at /kiosk
+
+
+class LimitSettings(BaseModel):
+    max_sessions: int = 8
+    max_message_bytes: int = 1 << 20  # one websocket message (a base64 append of ~0.5 s at 24 kHz is ~32 KiB)
+    max_buffer_seconds: float = 120.0  # audio held in one input buffer before it is committed or refused
+    max_events_per_second: float = 200.0  # per-session token bucket
+    burst_events: int = 400
+    max_text_chars: int = 4000  # one conversation.item.create text
+    max_instructions_chars: int = 8000
+    idle_timeout_s: float = 600.0  # close a session that sent nothing for this long
+
+
+class VadSettings(BaseModel):
+    threshold: float = 0.5  # Silero speech probability
+    min_speech_ms: int = 250  # speech shorter than this is not a turn (no speech_started)
+    silence_ms: int = 500  # end-of-turn silence
+    prefix_padding_ms: int = 300
+    barge_in_min_ms: int = 400  # user speech this long interrupts the avatar ("uhum" does not)
+
+
+class FasterWhisperSettings(BaseModel):
+    kind: Literal["faster-whisper"] = "faster-whisper"
+    model: str = "bundled:whisper-base"  # local CT2 folder, "bundled:whisper-base", or a hub id (downloads)
+    device: str = "cpu"  # "cuda" in production
+    compute_type: str = "int8"  # "float16" on GPU
+    cpu_threads: int = 2
+    workers: int = 1  # concurrent decodes on the shared model
+    beam_size: int = 5
+    language: str = "pt"
+    partial_interval_ms: int = 600  # how often partials are decoded while the user speaks
+    batch_finals: bool = False  # GPU: batch the finals of concurrent sessions
+    vad: VadSettings = VadSettings()
+
+
+class VllmSettings(BaseModel):
+    kind: Literal["vllm"] = "vllm"
+    model: str = "bundled:qwen2.5-0.5b-instruct"  # HF folder, "bundled:…" (GGUF → HF, cached) or a hub id
+    device: str = "cpu"
+    gpu_memory_utilization: float = 0.35  # GPU: the share vLLM may take; ASR + TTS fit in the rest
+    kv_cache_gib: float = 1.0  # CPU: VLLM_CPU_KVCACHE_SPACE
+    max_model_len: int = 2048
+    max_num_seqs: int = 8
+    enable_prefix_caching: bool = True
+    dtype: str = "auto"
+
+
+class LlamaCppSettings(BaseModel):
+    kind: Literal["llama-cpp"] = "llama-cpp"
+    model: str = "bundled:qwen2.5-0.5b-instruct"  # a .gguf file or "bundled:…"
+    n_ctx: int = 2048
+    n_threads: int = 2
+    n_gpu_layers: int = 0
+
+
+class OpenAISettings(BaseModel):
+    kind: Literal["openai"] = "openai"
+    base_url: str = "http://127.0.0.1:8001/v1"
+    api_key: str = "EMPTY"
+    model: str = ""
+    timeout_s: float = 30.0
+
+
+class ChatSettings(BaseModel):
+    persona: str = (
+        "Você é a Falante, uma assistente virtual brasileira simpática. Responda sempre em português do Brasil, "
+        "em no máximo duas frases curtas e naturais, como numa conversa falada. Não use listas, markdown nem emojis."
+    )
+    max_tokens: int = 120
+    temperature: float = 0.6
+    history_tokens: int = 1200  # history budget; oldest turns are dropped first, the persona is kept
+
+
+class KokoroSettings(BaseModel):
+    kind: Literal["kokoro"] = "kokoro"
+    model: str = "bundled:kokoro-v1.0-int8"  # an .onnx file or "bundled:…"
+    voices_file: str | None = None  # voices-v1.0.bin / .npz with pf_dora, pm_alex, pm_santa
+    voice: str = "jf_alpha"
+    speed: float = 1.0
+    device: str = "cpu"  # "cuda" → CUDAExecutionProvider
+    threads: int = 2
+    workers: int = 2  # GPU only: concurrent pieces on the shared session (CPU always uses 1)
+    g2p: Literal["espeak", "piper", "gruut"] = "espeak"  # pt-BR G2P engine (tts/g2p.py)
+    max_tokens: int = 510  # phoneme tokens per model call; longer sentences are split at clause boundaries
+    model_durations: bool = True  # expose Kokoro's predicted durations (needs `onnx`); else estimate timings
+
+
+class PiperSettings(BaseModel):
+    kind: Literal["piper"] = "piper"
+    model: str = ""  # path to a pt_BR .onnx voice (its .onnx.json beside it)
+    speed: float = 1.0
+    device: str = "cpu"
+
+
+class EspeakSettings(BaseModel):
+    kind: Literal["espeak"] = "espeak"  # explicit non-neural fallback, never chosen silently
+    voice: str = "pt-br"
+    speed_wpm: int = 160
+
+
+class AvatarSettings(BaseModel):
+    fps: int = 30
+    smoothing_ms: float = 40.0  # coarticulation: how far a viseme bleeds into its neighbours
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FALANTE_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerSettings = ServerSettings()
+    limits: LimitSettings = LimitSettings()
+    asr: FasterWhisperSettings = FasterWhisperSettings()
+    llm: Annotated[VllmSettings | LlamaCppSettings | OpenAISettings, Field(discriminator="kind")] = VllmSettings()
+    chat: ChatSettings = ChatSettings()
+    tts: Annotated[KokoroSettings | PiperSettings | EspeakSettings, Field(discriminator="kind")] = KokoroSettings()
+    avatar: AvatarSettings = AvatarSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Settings from `path` (or $FALANTE_CONFIG) with env overrides on top."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        os.environ[CONFIG_ENV] = str(path)
+    return Settings()

@@ -1,0 +1,127 @@
+"""The small, frozen values and backend Protocols every stage agrees on.
+
+Audio conventions (why: one clock for everything):
+- ASR input is mono float32 in [-1, 1] at 16 kHz (`ASR_SAMPLE_RATE`); the server resamples client audio.
+- TTS output is mono float32 at the backend's own `sample_rate` (Kokoro: 24 kHz); the server resamples to the
+  session's output rate and counts output samples — that count is the clock avatar frames are stamped with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+ASR_SAMPLE_RATE = 16_000
+
+
+# ----------------------------------------------------------------------------------------------- ASR
+@dataclass(frozen=True)
+class SpeechStarted:
+    """VAD saw speech that lasted at least the configured minimum. `sample` = 16 kHz offset of its start."""
+
+    sample: int
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    """VAD saw the configured end-of-turn silence. `sample` = 16 kHz offset where speech ended."""
+
+    sample: int
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A recognition result for the current utterance; `final=False` are partials that may still change."""
+
+    text: str
+    final: bool
+    start_sample: int = 0
+    end_sample: int = 0
+
+
+ListenerEvent = SpeechStarted | SpeechStopped | Transcript
+
+
+@runtime_checkable
+class SpeechRecognizer(Protocol):
+    """One shared model per process. `load` is blocking and called once at start-up (in a thread)."""
+
+    def load(self) -> None: ...
+
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+        """Transcribe 16 kHz float32 mono audio. Runs the model off the event loop; cancellation-safe."""
+        ...
+
+
+# ----------------------------------------------------------------------------------------------- LLM
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """One shared engine per process. `start`/`close` are async because engines (vLLM) own event-loop tasks."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def complete(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7
+    ) -> AsyncIterator[str]:
+        """Stream text deltas. Closing/cancelling the iterator aborts the generation in the engine."""
+        ...
+
+
+# ----------------------------------------------------------------------------------------------- TTS
+@dataclass(frozen=True)
+class PhonemeTiming:
+    """One phoneme (IPA symbol(s)) and the samples of its chunk it covers, in the chunk's sample rate."""
+
+    phoneme: str
+    start_sample: int
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    """A piece of synthesized speech plus the phoneme timings the avatar needs, aligned to `audio`."""
+
+    audio: np.ndarray  # float32 mono
+    sample_rate: int
+    phonemes: tuple[PhonemeTiming, ...] = ()
+    text: str = ""  # the text this chunk speaks (for transcripts and history truncation)
+
+
+@runtime_checkable
+class SpeechSynthesizer(Protocol):
+    """One shared model per process; voices are chosen per call so sessions never mutate shared state."""
+
+    sample_rate: int
+
+    def load(self) -> None: ...
+
+    def voices(self) -> list[str]: ...
+
+    def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0) -> AsyncIterator[SpeechChunk]:
+        """Stream chunks for `text` (one sentence or clause each). Cancelling stops the remaining work."""
+        ...
+
+
+# -------------------------------------------------------------------------------------------- avatar
+@dataclass(frozen=True)
+class AvatarFrame:
+    """Face pose at output-audio sample `sample` (session output clock). Weights are 0..1.
+
+    `visemes`: the 15 Oculus visemes in `avatar.VISEMES` order. `blendshapes`: ARKit-52 names → weight
+    (only the non-zero mouth/jaw/eye ones are sent).
+    """
+
+    sample: int
+    visemes: tuple[float, ...]
+    blendshapes: dict[str, float] = field(default_factory=dict)
+    expression: str = "neutral"

@@ -1,0 +1,128 @@
+"""Per-session chat history with a token budget: persona always kept, oldest turns dropped first.
+
+Why here and not in the server: the history is what the LLM sees, so its budget is counted in the model's own
+tokens when the backend can count them, and barge-in truncation (`truncate_assistant`) keeps only what the
+user actually heard — the model must not believe it said words that were cut off.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from falante.types import ChatMessage
+
+TokenCounter = Callable[[str], int]
+MESSAGE_OVERHEAD_TOKENS = 4  # role markers of a chat template (<|im_start|>role\n … <|im_end|>\n)
+_ROLES = ("user", "assistant")
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough count when no tokenizer is at hand: Portuguese averages ~1.5 BPE tokens per word."""
+    return math.ceil(len(text.split()) * 1.5)
+
+
+def token_counter_for(model: object) -> TokenCounter:
+    """The backend's own `count_tokens` when it has one (after `start()`), else `estimate_tokens`."""
+    counter = getattr(model, "count_tokens", None)
+    return counter if callable(counter) else estimate_tokens
+
+
+@dataclass
+class Item:
+    """One history entry; `id` is the protocol's conversation item id."""
+
+    id: str
+    role: str
+    text: str
+
+
+class Conversation:
+    """History of one session. Not shared between sessions; not thread-safe (one event loop owns it)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, persona: str, *, budget_tokens: int = 1200, count_tokens: TokenCounter | None = None
+    ) -> None:
+        if budget_tokens <= 0:
+            raise ValueError("budget_tokens must be positive")
+        self.persona = persona
+        self.instructions = ""  # per-session extra instructions (session.update), appended to the persona
+        self.budget_tokens = budget_tokens
+        self._count = count_tokens or estimate_tokens
+        self._items: list[Item] = []
+
+    # ---------------------------------------------------------------------------------------- editing
+    def set_persona(self, persona: str | None = None, instructions: str | None = None) -> None:
+        """Replace this session's persona and/or instructions (the global default is never mutated)."""
+        if persona is not None:
+            self.persona = persona
+        if instructions is not None:
+            self.instructions = instructions
+
+    def add(self, role: str, text: str, item_id: str | None = None) -> str:
+        """Append a user or assistant message; returns its item id."""
+        if role not in _ROLES:
+            raise ValueError(f"role must be one of {_ROLES}, got {role!r}")
+        item_id = item_id or f"item_{next(self._ids)}"
+        if any(item.id == item_id for item in self._items):
+            raise ValueError(f"duplicate conversation item id {item_id!r}")
+        self._items.append(Item(item_id, role, text))
+        return item_id
+
+    def add_user(self, text: str, item_id: str | None = None) -> str:
+        return self.add("user", text, item_id)
+
+    def add_assistant(self, text: str, item_id: str | None = None) -> str:
+        return self.add("assistant", text, item_id)
+
+    def truncate_assistant(self, item_id: str, heard_text: str) -> None:
+        """After barge-in keep only the words the user heard; an item nobody heard is removed."""
+        item = self._find(item_id)
+        if item.role != "assistant":
+            raise ValueError(f"item {item_id!r} is a {item.role} message, only assistant replies are truncated")
+        heard = heard_text.strip()
+        if heard:
+            item.text = heard
+        else:
+            self._items.remove(item)
+
+    def delete(self, item_id: str) -> None:
+        self._items.remove(self._find(item_id))
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(self._items)
+
+    # ---------------------------------------------------------------------------------------- reading
+    def system_prompt(self) -> str:
+        return f"{self.persona}\n\n{self.instructions}".strip() if self.instructions else self.persona
+
+    def messages(self) -> list[ChatMessage]:
+        """System prompt + the newest history that fits the budget; older items are dropped for good."""
+        self._fit_budget()
+        return [ChatMessage("system", self.system_prompt())] + [ChatMessage(i.role, i.text) for i in self._items]
+
+    def tokens(self) -> int:
+        """Tokens of what `messages()` would send now (including per-message template overhead)."""
+        texts = [self.system_prompt()] + [i.text for i in self._items]
+        return sum(self._count(t) + MESSAGE_OVERHEAD_TOKENS for t in texts)
+
+    def _fit_budget(self) -> None:
+        # The newest item is always kept, even alone over budget: the model must see the question.
+        while len(self._items) > 1 and self.tokens() > self.budget_tokens:
+            self._items.pop(0)
+            while len(self._items) > 1 and self._items[0].role == "assistant":
+                self._items.pop(0)  # history starts with a user turn, as chat templates expect
+
+    def _find(self, item_id: str) -> Item:
+        for item in self._items:
+            if item.id == item_id:
+                return item
+        raise KeyError(f"no conversation item {item_id!r} (unknown, or dropped by the history budget)")

@@ -1,0 +1,121 @@
+"""Incremental sentence splitting over streamed LLM deltas, so TTS can start on the first sentence.
+
+Why incremental: voice-to-voice latency is dominated by the wait for the first speakable text. A boundary is
+emitted as soon as it is certain — a terminator followed by whitespace and the first character of the next word —
+and a long sentence without an end is cut at a clause (",", ";", ":") once it has `clause_words` words.
+Never split: abbreviations ("Sr.", "Dra.", "etc." before a lowercase word), initials ("J. Silva"), numbers
+("3.500", "2.5", "R$ 2,50"), ellipses followed by a lowercase word.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import AsyncIterator
+
+# Abbreviations that are never the end of a sentence (lowercased, without the dot).
+_TITLES = frozenset(
+    "sr sra srta dr dra drs dras prof profa profs sto sta exmo exma ilmo ilma av r al pç dna d "
+    "p pp pág págs ex obs tel cel fax nº n núm no aprox vs cf cap art arts inc ltda cia depto dept "
+    "min máx seg jan fev mar abr mai jun jul ago set out nov dez séc vol ed est".split()
+)
+# Abbreviations that may end a sentence: split only when the next word starts in uppercase.
+_SOFT_ABBREVIATIONS = frozenset("etc hs h km kg cm mm ml m g l".split())
+
+_TERMINATORS = ".!?…"
+_CLOSERS = "\"'”»)]"
+_OPENERS = "(\"'“«["
+_CLAUSE = re.compile(r"[,;:](?=\s)|\s[-–—]\s")
+_WORD_BEFORE = re.compile(r"(\S+)$")
+
+
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+class SentenceSplitter:
+    """Feed deltas with `push()`, get complete sentences back; call `flush()` at the end of the stream."""
+
+    def __init__(self, *, clause_words: int = 12, min_clause_words: int = 4) -> None:
+        if min_clause_words < 1 or clause_words < min_clause_words:
+            raise ValueError("need 1 <= min_clause_words <= clause_words")
+        self.clause_words = clause_words
+        self.min_clause_words = min_clause_words
+        self._buffer = ""
+
+    def push(self, delta: str) -> list[str]:
+        """Add a delta; return the sentences (or long clauses) that are now complete."""
+        self._buffer += delta
+        out: list[str] = []
+        while True:
+            cut = self._find_boundary()
+            if cut is None:
+                break
+            piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if piece:
+                out.append(piece)
+        return out
+
+    def flush(self) -> list[str]:
+        """The rest of the text once the stream has ended (may be empty)."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return [rest] if rest else []
+
+    # ------------------------------------------------------------------------------------------- internals
+    def _find_boundary(self) -> int | None:
+        text = self._buffer
+        newline = text.find("\n")
+        limit = newline if newline != -1 else len(text)
+        for i in range(limit):
+            if text[i] in _TERMINATORS:
+                cut = self._sentence_end(text, i)
+                if cut is not None:
+                    return cut
+        if newline != -1:
+            return newline + 1
+        return self._clause_boundary(text)
+
+    def _sentence_end(self, text: str, i: int) -> int | None:
+        """Where the sentence ending at the terminator `text[i]` is cut, or None if it does not end (yet)."""
+        j = i + 1
+        while j < len(text) and text[j] in _TERMINATORS + _CLOSERS:
+            j += 1  # "?!", "...", closing quotes and brackets belong to this sentence
+        k = j
+        while k < len(text) and text[k].isspace():
+            k += 1
+        if k == j or k >= len(text):
+            return None  # "3.500", "2.5", or the next word has not arrived yet
+        nxt = text[k]
+        run = text[i:j]
+        if "!" in run or "?" in run:
+            return j
+        if "…" in run or ".." in run or (i > 0 and text[i - 1] == "."):
+            return j if not nxt.islower() else None  # "Bem... acho que sim" stays one sentence
+        word = _WORD_BEFORE.search(text[:i])
+        before = word.group(1).lower().lstrip(_OPENERS) if word else ""
+        if before.isdigit() and not text[:i].strip()[: -len(before)].strip():
+            return None  # "1. Abra o app": a list number at the start, not a sentence
+        if before in _TITLES or (len(before) == 1 and before.isalpha()):
+            return None  # "Sr. Silva", "J. Silva", "p. 3"
+        if before in _SOFT_ABBREVIATIONS or "." in before:  # "etc.", "p.ex.", "a.C."
+            return j if nxt.isupper() else None
+        return j if not nxt.islower() else None
+
+    def _clause_boundary(self, text: str) -> int | None:
+        if _word_count(text) < self.clause_words:
+            return None
+        best = None
+        for m in _CLAUSE.finditer(text):
+            end = m.end() if text[m.start()] in ",;:" else m.start()
+            if _word_count(text[:end]) >= self.min_clause_words:
+                best = end
+        return best
+
+
+async def split_sentences(deltas: AsyncIterator[str], **kwargs: int) -> AsyncIterator[str]:
+    """Async adapter: sentences out of an async iterator of deltas (e.g. `LanguageModel.complete`)."""
+    splitter = SentenceSplitter(**kwargs)
+    async for delta in deltas:
+        for sentence in splitter.push(delta):
+            yield sentence
+    for sentence in splitter.flush():
+        yield sentence

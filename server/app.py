@@ -1,0 +1,180 @@
+"""The HTTP + websocket app: `/v1/realtime` (protocol), `/healthz`, `/metrics`, `/kiosk`, `/chat`, `/static`.
+
+Models are built and loaded once, in the app's lifespan, and shared by every session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.websockets import WebSocketDisconnect
+
+from falante import __version__
+from falante.config import Settings
+from server import protocol as p
+from server.backends import Backends, build_backends
+from server.limits import Admission
+from server.metrics import Metrics
+from server.session import Session
+
+log = logging.getLogger("falante.app")
+INSECURE_KEY_PREFIX = "openai-insecure-api-key."  # browsers cannot set headers: OpenAI's subprotocol convention
+
+
+class ConfigError(RuntimeError):
+    """Settings that would make an unsafe or impossible server (e.g. public bind without a token)."""
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    backends: Backends
+    metrics: Metrics
+    admission: Admission
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: Settings) -> None:
+    server = settings.server
+    if not is_loopback(server.host) and not server.auth_token and not server.allow_no_auth:
+        raise ConfigError(f"refusing to listen on {server.host} without authentication: set server.auth_token "
+                          "(FALANTE_SERVER__AUTH_TOKEN) or, deliberately, server.allow_no_auth = true")
+
+
+def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
+    check_settings(settings)
+    state = AppState(settings, backends or build_backends(settings), Metrics(), Admission(settings.limits.max_sessions))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.backends.start()
+        try:
+            yield
+        finally:
+            await state.backends.close()
+
+    app = FastAPI(title="falante", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.falante = state
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__, "protocol": p.PROTOCOL_VERSION,
+                             "sessions": state.admission.active, "max_sessions": state.admission.max_sessions,
+                             "models": {"asr": settings.asr.model, "llm": settings.llm.model or settings.llm.kind,
+                                        "tts": settings.tts.kind},
+                             "load_seconds": {k: round(v, 2) for k, v in state.backends.load_seconds.items()}})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.websocket("/v1/realtime")
+    async def realtime(ws: WebSocket) -> None:
+        await serve_session(ws, state)
+
+    if settings.server.ui:
+        _mount_ui(app)
+    return app
+
+
+def _mount_ui(app: FastAPI) -> None:
+    from fastapi.staticfiles import StaticFiles
+
+    import ui
+
+    app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
+
+    @app.get("/kiosk")
+    async def kiosk() -> FileResponse:
+        return FileResponse(ui.STATIC_DIR / "kiosk.html")
+
+    @app.get("/")
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/chat/")
+
+    import gradio as gr
+
+    from ui.chat import build_chat
+
+    gr.mount_gradio_app(app, build_chat(), path="/chat")
+
+
+def _token_of(ws: WebSocket) -> tuple[str | None, str | None]:
+    """(token, subprotocol to echo): Authorization header, OpenAI's browser subprotocol, or ?token=."""
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip(), None
+    offered = [s.strip() for s in ws.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
+    echo = "realtime" if "realtime" in offered else None
+    for proto in offered:
+        if proto.startswith(INSECURE_KEY_PREFIX):
+            return proto[len(INSECURE_KEY_PREFIX):], echo
+    return ws.query_params.get("token"), echo
+
+
+async def _refuse(ws: WebSocket, code: int, error: p.ProtocolError, subprotocol: str | None) -> None:
+    await ws.accept(subprotocol=subprotocol)
+    await ws.send_json(error.to_event())
+    await ws.close(code=code, reason=error.message[:120])
+
+
+async def serve_session(ws: WebSocket, state: AppState) -> None:
+    settings, metrics = state.settings, state.metrics
+    token, subprotocol = _token_of(ws)
+    expected = settings.server.auth_token
+    if expected and not (token and hmac.compare_digest(token.encode(), expected.encode())):
+        metrics.sessions_refused.labels(reason="auth").inc()
+        await _refuse(ws, 1008, p.ProtocolError("unauthorized", "missing or wrong bearer token",
+                                                type="authentication_error"), subprotocol)
+        return
+    if not state.admission.try_enter():
+        metrics.sessions_refused.labels(reason="full").inc()
+        await _refuse(ws, 1013, p.ProtocolError(
+            "server_full", f"server full: {state.admission.max_sessions} sessions are open, try again later",
+            type="server_error"), subprotocol)
+        return
+    metrics.active_sessions.inc()
+    await ws.accept(subprotocol=subprotocol)
+    session = Session(state.backends, settings, metrics, ws.send_text)
+    writer = asyncio.create_task(session.outbox.run(), name=f"writer-{session.id}")
+    try:
+        await session.open()
+        while not writer.done():
+            try:
+                message = await asyncio.wait_for(ws.receive(), settings.limits.idle_timeout_s)
+            except asyncio.TimeoutError:
+                await session.error(p.ProtocolError("idle_timeout", "no event for "
+                                                    f"{settings.limits.idle_timeout_s:g} s; closing"))
+                break
+            if message["type"] == "websocket.disconnect":
+                break
+            await session.handle_message(message.get("text") if message.get("text") is not None
+                                         else message.get("bytes") or b"")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.close()
+        session.outbox.close()
+        await asyncio.wait({writer}, timeout=2.0)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        state.admission.leave()
+        metrics.active_sessions.dec()
+        if ws.client_state.name == "CONNECTED":
+            await ws.close()

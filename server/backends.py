@@ -1,0 +1,100 @@
+"""Build the shared model backends from settings, once per process.
+
+Why here: `asr/ llm/ tts/` never import `server/`; this module is the one place that knows which class serves
+which `kind`, and it imports a backend's module only when that backend is chosen (vLLM pulls in torch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Protocol
+
+import numpy as np
+
+from falante.config import Settings, VadSettings
+from falante.types import LanguageModel, ListenerEvent, SpeechRecognizer, SpeechSynthesizer
+
+log = logging.getLogger("falante.backends")
+
+
+class Listener(Protocol):
+    """Per-session VAD + streaming ASR (asr.listener.Listener in production, scripted fakes in fast tests)."""
+
+    def events(self, chunks: AsyncIterator[np.ndarray]) -> AsyncIterator[ListenerEvent]: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class Backends:
+    """The process-wide models every session shares. Sessions never mutate them."""
+
+    recognizer: SpeechRecognizer
+    llm: LanguageModel
+    tts: SpeechSynthesizer
+    make_listener: Callable[[VadSettings, str], Listener]  # (vad settings, language) → a new per-session Listener
+    loaders: list[Callable[[], None]] = field(default_factory=list)  # blocking loads run once at start-up
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Load every model once, off the event loop, then start the LLM engine."""
+        async def timed(name: str, fn: Callable[[], Any]) -> None:
+            t0 = time.perf_counter()
+            await asyncio.to_thread(fn)
+            self.load_seconds[name] = time.perf_counter() - t0
+            log.info("loaded %s in %.1f s", name, self.load_seconds[name])
+
+        for i, loader in enumerate(self.loaders):
+            await timed(getattr(loader, "__qualname__", f"loader{i}"), loader)
+        t0 = time.perf_counter()
+        await self.llm.start()
+        self.load_seconds["llm"] = time.perf_counter() - t0
+
+    async def close(self) -> None:
+        await self.llm.close()
+
+
+def build_backends(settings: Settings) -> Backends:
+    """Construct (cheaply, nothing loaded yet) the backends the settings name."""
+    from asr.listener import Listener as AsrListener
+    from asr.vad import SileroVadModel
+    from asr.whisper import FasterWhisperRecognizer
+
+    recognizer = FasterWhisperRecognizer(settings.asr)
+    vad = SileroVadModel()
+    llm = _build_llm(settings)
+    tts = _build_tts(settings)
+
+    def make_listener(vad_settings: VadSettings, language: str) -> Listener:
+        asr_settings = settings.asr.model_copy(update={"vad": vad_settings, "language": language})
+        return AsrListener(recognizer, vad, asr_settings)
+
+    return Backends(recognizer=recognizer, llm=llm, tts=tts, make_listener=make_listener,
+                    loaders=[recognizer.load, vad.load, tts.load])
+
+
+def _build_llm(settings: Settings) -> LanguageModel:
+    cfg = settings.llm
+    if cfg.kind == "vllm":
+        from llm.vllm_engine import VllmLanguageModel
+        return VllmLanguageModel(cfg)
+    if cfg.kind == "llama-cpp":
+        from llm.llamacpp import LlamaCppLanguageModel
+        return LlamaCppLanguageModel(cfg)
+    from llm.remote import OpenAICompatLanguageModel
+    return OpenAICompatLanguageModel(cfg)
+
+
+def _build_tts(settings: Settings) -> SpeechSynthesizer:
+    cfg = settings.tts
+    if cfg.kind == "kokoro":
+        from tts.kokoro import KokoroSynthesizer
+        return KokoroSynthesizer(cfg)
+    if cfg.kind == "piper":
+        from tts.piper import PiperSynthesizer
+        return PiperSynthesizer(cfg)
+    from tts.espeak import EspeakSynthesizer
+    return EspeakSynthesizer(cfg)

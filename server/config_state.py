@@ -1,0 +1,168 @@
+"""A session's own configuration (from `session.update`), on top of the server defaults.
+
+Immutable: `updated()` returns a new object, so a half-applied update never exists and sessions never share
+mutable state. `describe()` renders it as the OpenAI `session` object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from falante.config import Settings, VadSettings
+from falante.g711 import G711_RATE
+from server import protocol as p
+
+DEFAULT_RATE = 24_000
+SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 700, "high": 350, "auto": 700}
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    instructions: str
+    voice: str
+    speed: float
+    input_codec: str
+    input_rate: int
+    output_codec: str
+    output_rate: int
+    turn_detection: p.TurnDetection | None
+    vad: VadSettings
+    language: str
+    modalities: tuple[str, ...]
+    max_tokens: int
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> "SessionConfig":
+        vad = settings.asr.vad
+        return cls(instructions="", voice=getattr(settings.tts, "voice", "default"),
+                   speed=getattr(settings.tts, "speed", 1.0), input_codec="audio/pcm", input_rate=DEFAULT_RATE,
+                   output_codec="audio/pcm", output_rate=DEFAULT_RATE,
+                   turn_detection=p.TurnDetection(type="server_vad", threshold=vad.threshold,
+                                                  prefix_padding_ms=vad.prefix_padding_ms,
+                                                  silence_duration_ms=vad.silence_ms, create_response=True,
+                                                  interrupt_response=True),
+                   vad=vad, language=settings.asr.language, modalities=("audio",),
+                   max_tokens=settings.chat.max_tokens)
+
+    # ------------------------------------------------------------------------------------------------ update
+    def updated(self, s: p.SessionUpdate, voices: list[str]) -> "SessionConfig":
+        cfg = self
+        if s.instructions is not None:
+            cfg = replace(cfg, instructions=s.instructions)
+        if s.output_modalities is not None:
+            cfg = replace(cfg, modalities=tuple(s.output_modalities))
+        if s.max_output_tokens is not None:
+            cfg = replace(cfg, max_tokens=self.max_tokens if s.max_output_tokens == "inf"
+                          else _check_tokens(s.max_output_tokens, "session.max_output_tokens"))
+        audio = s.audio
+        if audio and audio.input:
+            if audio.input.format:
+                codec, rate = _format(audio.input.format, "session.audio.input.format")
+                cfg = replace(cfg, input_codec=codec, input_rate=rate)
+            if "turn_detection" in audio.input.model_fields_set:
+                cfg = cfg._with_turn_detection(audio.input.turn_detection)
+            if audio.input.transcription and audio.input.transcription.language:
+                cfg = replace(cfg, language=audio.input.transcription.language)
+        if audio and audio.output:
+            cfg = cfg._with_output(audio.output, voices, "session.audio.output")
+        return cfg
+
+    def _with_turn_detection(self, td: p.TurnDetection | None) -> "SessionConfig":
+        if td is None:
+            return replace(self, turn_detection=None)
+        merged = (self.turn_detection or p.TurnDetection()).model_copy(
+            update={k: v for k, v in td.model_dump(exclude_unset=True).items()})
+        silence = merged.silence_duration_ms or self.vad.silence_ms
+        if merged.type == "semantic_vad":
+            silence = SEMANTIC_SILENCE_MS[merged.eagerness or "auto"]
+        vad = self.vad.model_copy(update={
+            "threshold": merged.threshold if merged.threshold is not None else self.vad.threshold,
+            "prefix_padding_ms": merged.prefix_padding_ms if merged.prefix_padding_ms is not None
+            else self.vad.prefix_padding_ms,
+            "silence_ms": silence})
+        return replace(self, turn_detection=merged, vad=vad)
+
+    def _with_output(self, out: p.AudioOutput, voices: list[str], where: str) -> "SessionConfig":
+        cfg = self
+        if out.format:
+            codec, rate = _format(out.format, f"{where}.format")
+            cfg = replace(cfg, output_codec=codec, output_rate=rate)
+        if out.voice is not None:
+            if voices and out.voice not in voices:
+                raise p.ProtocolError("unknown_voice", f"voice {out.voice!r} is not available; voices: "
+                                      f"{', '.join(voices)}", param=f"{where}.voice")
+            cfg = replace(cfg, voice=out.voice)
+        if out.speed is not None:
+            cfg = replace(cfg, speed=out.speed)
+        return cfg
+
+    def for_response(self, options: p.ResponseOptions | None) -> "ResponseConfig":
+        cfg = self
+        if options and options.audio and options.audio.output:
+            cfg = cfg._with_output(options.audio.output, [], "response.audio.output")
+        modalities = tuple(options.output_modalities) if options and options.output_modalities else cfg.modalities
+        max_tokens = cfg.max_tokens
+        if options and isinstance(options.max_output_tokens, int):
+            max_tokens = _check_tokens(options.max_output_tokens, "response.max_output_tokens")
+        return ResponseConfig(voice=cfg.voice, speed=cfg.speed, output_codec=cfg.output_codec,
+                              output_rate=cfg.output_rate, audio_out="audio" in modalities, max_tokens=max_tokens)
+
+    # ------------------------------------------------------------------------------------------------ views
+    @property
+    def create_response(self) -> bool:
+        td = self.turn_detection
+        return td is None or td.create_response is not False
+
+    @property
+    def interrupt_response(self) -> bool:
+        td = self.turn_detection
+        return td is not None and td.interrupt_response is not False
+
+    def vad_key(self) -> tuple:
+        return (self.turn_detection is None, self.vad, self.language)
+
+    def describe(self, session_id: str) -> dict[str, Any]:
+        td = self.turn_detection.model_dump(exclude_none=True) if self.turn_detection else None
+        return {
+            "id": session_id, "object": "realtime.session", "type": "realtime", "model": "falante",
+            "output_modalities": list(self.modalities), "instructions": self.instructions,
+            "max_output_tokens": self.max_tokens,
+            "audio": {
+                "input": {"format": _describe_format(self.input_codec, self.input_rate), "turn_detection": td,
+                          "transcription": {"model": "whisper", "language": self.language},
+                          "noise_reduction": None},
+                "output": {"format": _describe_format(self.output_codec, self.output_rate), "voice": self.voice,
+                           "speed": self.speed},
+            },
+            "tools": [], "tool_choice": "auto", "tracing": None,
+            "falante": {"protocol": p.PROTOCOL_VERSION, "barge_in_min_ms": self.vad.barge_in_min_ms},
+        }
+
+
+@dataclass(frozen=True)
+class ResponseConfig:
+    voice: str
+    speed: float
+    output_codec: str
+    output_rate: int
+    audio_out: bool
+    max_tokens: int
+
+
+def _format(fmt: p.AudioFormat, where: str) -> tuple[str, int]:
+    if fmt.type != "audio/pcm":
+        if fmt.rate not in (None, G711_RATE):
+            raise p.ProtocolError("invalid_value", f"{fmt.type} is 8000 Hz only", param=f"{where}.rate")
+        return fmt.type, G711_RATE
+    return fmt.type, fmt.rate or DEFAULT_RATE
+
+
+def _describe_format(codec: str, rate: int) -> dict[str, Any]:
+    return {"type": codec, "rate": rate} if codec == "audio/pcm" else {"type": codec}
+
+
+def _check_tokens(value: int, where: str) -> int:
+    if not 1 <= value <= 4096:
+        raise p.ProtocolError("invalid_value", "max_output_tokens must be between 1 and 4096 or 'inf'", param=where)
+    return value

@@ -1,0 +1,48 @@
+"""The one writer of a websocket: events go through a bounded queue so stages never write concurrently.
+
+Why: a cancelled response may still have audio queued; `drop_response` makes the writer skip its streaming
+events, so nothing of a cancelled turn reaches the client after the cancellation is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Awaitable, Callable
+
+from server.protocol import new_id
+
+STREAMING_EVENTS = frozenset({
+    "response.output_audio.delta", "response.output_audio_transcript.delta", "response.output_text.delta",
+    "falante.avatar.frames",
+})
+
+
+class Outbox:
+    def __init__(self, send_text: Callable[[str], Awaitable[None]], maxsize: int = 256) -> None:
+        self._send_text = send_text
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize)
+        self._dropped: set[str] = set()
+        self.sent = 0
+
+    async def put(self, event: dict[str, Any]) -> None:
+        event = {"event_id": new_id("event"), **event}
+        await self._queue.put(event)
+
+    def drop_response(self, response_id: str) -> None:
+        self._dropped.add(response_id)
+
+    def close(self) -> None:
+        """Ask the writer to stop after what is queued (it is cancelled anyway if the client is gone)."""
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            pass  # the writer is stuck on a dead client; the caller cancels it
+
+    async def run(self) -> None:
+        """Write events until `close()`; a send failure (client gone) ends the loop by raising."""
+        while (event := await self._queue.get()) is not None:
+            if event.get("response_id") in self._dropped and event["type"] in STREAMING_EVENTS:
+                continue
+            await self._send_text(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            self.sent += 1

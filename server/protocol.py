@@ -1,0 +1,215 @@
+"""The wire protocol: OpenAI Realtime API (GA event names) client events, validated strictly.
+
+Why strict: a typo in a field name must come back as an `error` naming the parameter, not be silently ignored.
+Fields of the OpenAI API that falante accepts but does not act on (tools, tracing, …) are listed in
+`IGNORED_SESSION_FIELDS` and documented in docs/protocol.md. See docs/protocol.md for the whole subset.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = "falante-realtime/1"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------ session config
+class AudioFormat(Strict):
+    type: Literal["audio/pcm", "audio/pcmu", "audio/pcma"] = "audio/pcm"
+    rate: int | None = Field(default=None, ge=8000, le=48000)  # GA: 24000 only; falante resamples any of 8–48 kHz
+
+
+class TurnDetection(Strict):
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    prefix_padding_ms: int | None = Field(default=None, ge=0, le=2000)
+    silence_duration_ms: int | None = Field(default=None, ge=100, le=5000)
+    create_response: bool | None = None
+    interrupt_response: bool | None = None
+    idle_timeout_ms: int | None = None
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None  # semantic_vad: mapped to silence length
+
+
+class Transcription(Strict):
+    model: str | None = None
+    language: str | None = Field(default=None, max_length=8)
+    prompt: str | None = Field(default=None, max_length=2000)
+
+
+class AudioInput(Strict):
+    format: AudioFormat | None = None
+    turn_detection: TurnDetection | None = Field(default=None)
+    transcription: Transcription | None = None
+    noise_reduction: dict[str, Any] | None = None  # accepted, not applied
+
+
+class AudioOutput(Strict):
+    format: AudioFormat | None = None
+    voice: str | None = Field(default=None, max_length=64)
+    speed: float | None = Field(default=None, ge=0.25, le=1.5)
+
+
+class AudioConfig(Strict):
+    input: AudioInput | None = None
+    output: AudioOutput | None = None
+
+
+IGNORED_SESSION_FIELDS = ("tools", "tool_choice", "tracing", "prompt", "include", "truncation", "reasoning",
+                          "parallel_tool_calls", "model")
+
+
+class SessionUpdate(Strict):
+    type: Literal["realtime"] = "realtime"
+    instructions: str | None = None
+    output_modalities: list[Literal["text", "audio"]] | None = Field(default=None, min_length=1, max_length=1)
+    audio: AudioConfig | None = None
+    max_output_tokens: int | Literal["inf"] | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    tracing: Any = None
+    prompt: Any = None
+    include: list[str] | None = None
+    truncation: Any = None
+    reasoning: Any = None
+    parallel_tool_calls: bool | None = None
+    model: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ client events
+class ClientEvent(Strict):
+    event_id: str | None = Field(default=None, max_length=128)
+
+
+class SessionUpdateEvent(ClientEvent):
+    type: Literal["session.update"]
+    session: SessionUpdate
+
+
+class AppendEvent(ClientEvent):
+    type: Literal["input_audio_buffer.append"]
+    audio: str
+
+
+class CommitEvent(ClientEvent):
+    type: Literal["input_audio_buffer.commit"]
+
+
+class ClearEvent(ClientEvent):
+    type: Literal["input_audio_buffer.clear"]
+
+
+class ContentPart(Strict):
+    type: Literal["input_text", "input_audio", "text", "output_text", "output_audio"]
+    text: str | None = None
+    audio: str | None = None
+    transcript: str | None = None
+
+
+class Item(Strict):
+    id: str | None = Field(default=None, max_length=64)
+    type: Literal["message"] = "message"
+    object: Literal["realtime.item"] | None = None
+    role: Literal["user", "assistant", "system"]
+    status: Literal["completed", "incomplete", "in_progress"] | None = None
+    content: list[ContentPart] = Field(min_length=1, max_length=16)
+
+
+class ItemCreateEvent(ClientEvent):
+    type: Literal["conversation.item.create"]
+    previous_item_id: str | None = None
+    item: Item
+
+
+class ItemTruncateEvent(ClientEvent):
+    type: Literal["conversation.item.truncate"]
+    item_id: str
+    content_index: int = Field(ge=0)
+    audio_end_ms: int = Field(ge=0)
+
+
+class ItemDeleteEvent(ClientEvent):
+    type: Literal["conversation.item.delete"]
+    item_id: str
+
+
+class ResponseOptions(Strict):
+    instructions: str | None = None
+    output_modalities: list[Literal["text", "audio"]] | None = Field(default=None, min_length=1, max_length=1)
+    max_output_tokens: int | Literal["inf"] | None = None
+    conversation: Literal["auto", "none"] | None = None
+    metadata: dict[str, str] | None = None
+    audio: AudioConfig | None = None
+
+
+class ResponseCreateEvent(ClientEvent):
+    type: Literal["response.create"]
+    response: ResponseOptions | None = None
+
+
+class ResponseCancelEvent(ClientEvent):
+    type: Literal["response.cancel"]
+    response_id: str | None = None
+
+
+AnyClientEvent = Annotated[
+    Union[SessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent, ItemCreateEvent, ItemTruncateEvent,
+          ItemDeleteEvent, ResponseCreateEvent, ResponseCancelEvent],
+    Field(discriminator="type"),
+]
+CLIENT_EVENT_TYPES = frozenset(
+    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in (SessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent, ItemCreateEvent, ItemTruncateEvent,
+              ItemDeleteEvent, ResponseCreateEvent, ResponseCancelEvent)
+)
+_adapter: TypeAdapter[Any] = TypeAdapter(AnyClientEvent)
+
+
+class ProtocolError(Exception):
+    """A client mistake, reported as an `error` event (OpenAI shape); the session keeps working."""
+
+    def __init__(self, code: str, message: str, *, param: str | None = None, event_id: str | None = None,
+                 type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.code, self.message, self.param, self.event_id, self.type = code, message, param, event_id, type
+
+    def to_event(self) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": self.type, "code": self.code, "message": self.message,
+                                           "param": self.param, "event_id": self.event_id}}
+
+
+def parse_client_event(raw: Any) -> Any:
+    """Validate one decoded JSON value as a client event; raise ProtocolError saying exactly what is wrong."""
+    if not isinstance(raw, dict):
+        raise ProtocolError("invalid_event", f"an event must be a JSON object, got {type(raw).__name__}")
+    event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("missing_type", "the event has no string 'type'", param="type", event_id=event_id)
+    if kind not in CLIENT_EVENT_TYPES:
+        raise ProtocolError("unknown_event", f"unknown event type {kind!r}; see docs/protocol.md for the subset",
+                            param="type", event_id=event_id)
+    try:
+        return _adapter.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:] if p != kind) or None
+        if first["type"] == "extra_forbidden":
+            raise ProtocolError("unknown_parameter", f"Unknown parameter: '{where}'", param=where,
+                                event_id=event_id) from None
+        raise ProtocolError("invalid_value", f"Invalid value for '{where}': {first['msg']}", param=where,
+                            event_id=event_id) from None
+
+
+_counter = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    """OpenAI-style ids ("event_…", "item_…", "resp_…"): unique per process, sortable within a session."""
+    return f"{prefix}_{next(_counter):06d}{secrets.token_hex(4)}"

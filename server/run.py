@@ -1,0 +1,42 @@
+"""Serving: one uvicorn config for the CLI and the tests, so both run with the same websocket limits."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from falante.config import Settings
+
+HARD_FRAME_FACTOR = 4  # frames over 4× the soft limit close the connection (1009); smaller oversize → error event
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, port: int | None = None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=settings.server.host, port=settings.server.port if port is None else port,
+        ws_max_size=settings.limits.max_message_bytes * HARD_FRAME_FACTOR, ws_max_queue=32,
+        ws_ping_interval=20.0, ws_ping_timeout=20.0, log_level="info", lifespan="on", timeout_graceful_shutdown=5,
+    )
+
+
+@asynccontextmanager
+async def running(app: FastAPI, settings: Settings) -> AsyncIterator[str]:
+    """Run the app on a free loopback port inside this event loop; yields "127.0.0.1:PORT"."""
+    config = uvicorn_config(app, settings, port=0)
+    config.host, config.log_level = "127.0.0.1", "warning"
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # start-up failed: raise its error
+            raise RuntimeError("server exited during start-up")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

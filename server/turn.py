@@ -1,0 +1,191 @@
+"""One bot reply = one Turn = one cancellation scope: LLM → sentence splitter → TTS → avatar timeline → client.
+
+Barge-in is `Turn.cancel()`: the task is cancelled, every backend aborts its own work in its CancelledError path
+(vLLM `abort`, TTS stops), and events of this response still queued for the client are dropped by the Outbox.
+The stages are joined by a bounded queue so the LLM never runs far ahead of speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+
+from avatar import Timeline, expression_for, frames_to_wire
+from falante.audio import StreamResampler, encode_pcm16_base64
+from falante.g711 import encode_g711
+from falante.config import Settings
+from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer
+from llm.errors import LLMError
+from llm.sentences import SentenceSplitter
+
+log = logging.getLogger("falante.turn")
+
+DELTA_MS = 200  # audio per `response.output_audio.delta`: small enough that a barge-in drops little
+SENTENCE_QUEUE = 4  # sentences the LLM may run ahead of the voice
+
+
+@dataclass
+class Spoken:
+    """A piece of reply audio on the response clock and the text it speaks (for 'what was heard')."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class TurnOptions:
+    voice: str | None
+    speed: float
+    out_rate: int
+    audio: bool  # output_modalities == ["audio"]
+    max_tokens: int
+    temperature: float
+    codec: str = "audio/pcm"  # or G.711 "audio/pcmu" / "audio/pcma"
+
+
+@dataclass
+class Turn:
+    response_id: str
+    item_id: str
+    messages: list[ChatMessage]
+    options: TurnOptions
+    llm: LanguageModel
+    tts: SpeechSynthesizer
+    settings: Settings
+    emit: Callable[[dict[str, Any]], Awaitable[None]]
+    t_trigger: float = field(default_factory=time.perf_counter)  # speech end (or response.create) wall time
+    timings: dict[str, float] = field(default_factory=dict)
+    text: str = ""  # everything the LLM said
+    spoken: list[Spoken] = field(default_factory=list)
+    samples_sent: int = 0
+    t_first_audio: float | None = None
+    status: str = "in_progress"
+    cancel_reason: str = ""
+    task: asyncio.Task | None = None
+
+    # ---------------------------------------------------------------------------------------------- control
+    def start(self) -> asyncio.Task:
+        self.task = asyncio.create_task(self._run(), name=f"turn-{self.response_id}")
+        return self.task
+
+    def cancel(self) -> None:
+        if self.task and not self.task.done():
+            self.status = "cancelled"
+            self.task.cancel()
+
+    def heard_samples(self, now: float | None = None) -> int:
+        """Server's estimate of what the client has played: real-time playback from the first delta."""
+        if self.t_first_audio is None:
+            return 0
+        elapsed = (now or time.perf_counter()) - self.t_first_audio
+        return min(self.samples_sent, int(elapsed * self.options.out_rate))
+
+    def heard_text(self, samples: int) -> str:
+        """The words spoken in the first `samples` of the reply audio (a partly heard piece: pro rata by words)."""
+        words: list[str] = []
+        for piece in self.spoken:
+            if samples >= piece.end:
+                words += piece.text.split()
+            elif samples > piece.start:
+                part = piece.text.split()
+                words += part[: int(len(part) * (samples - piece.start) / max(1, piece.end - piece.start))]
+        return " ".join(words)
+
+    # ---------------------------------------------------------------------------------------------- work
+    async def _run(self) -> None:
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._think(sentences))
+                group.create_task(self._speak(sentences))
+            self.status = "completed"
+        except* LLMError as errors:
+            self.status = "failed"
+            raise errors.exceptions[0] from None
+
+    async def _think(self, sentences: asyncio.Queue[str | None]) -> None:
+        splitter = SentenceSplitter()
+        t0 = time.perf_counter()
+        async for delta in self.llm.complete(self.messages, max_tokens=self.options.max_tokens,
+                                             temperature=self.options.temperature):
+            if "llm_first_token" not in self.timings:
+                self.timings["llm_first_token"] = time.perf_counter() - t0
+            self.text += delta
+            for sentence in splitter.push(delta):
+                await self._queue_sentence(sentences, sentence, t0)
+        for sentence in splitter.flush():
+            await self._queue_sentence(sentences, sentence, t0)
+        await sentences.put(None)
+
+    async def _queue_sentence(self, sentences: asyncio.Queue[str | None], sentence: str, t0: float) -> None:
+        self.timings.setdefault("llm_first_sentence", time.perf_counter() - t0)
+        await sentences.put(sentence)
+
+    async def _speak(self, sentences: asyncio.Queue[str | None]) -> None:
+        timeline = Timeline(self.settings.avatar.fps, self.options.out_rate, self.settings.avatar.smoothing_ms)
+        resampler: StreamResampler | None = None
+        first = True
+        while (sentence := await sentences.get()) is not None:
+            if first:
+                first = False
+                await self._emit({"type": "falante.avatar.state", "state": "speaking",
+                                  "expression": expression_for(sentence)})
+            if not self.options.audio:
+                await self._emit({"type": "response.output_text.delta", "content_index": 0, "delta": sentence + " "})
+                self.spoken.append(Spoken(0, 0, sentence))
+                continue
+            t_sentence = time.perf_counter()
+            async for chunk in self.tts.synthesize(sentence, voice=self.options.voice, speed=self.options.speed):
+                if resampler is None or resampler.from_rate != chunk.sample_rate:
+                    resampler = StreamResampler(chunk.sample_rate, self.options.out_rate)
+                audio = resampler(chunk.audio)
+                start = self.samples_sent
+                frames = timeline.frames_for(chunk, start, self.options.out_rate)
+                self.timings.setdefault("tts_first_audio", time.perf_counter() - t_sentence)
+                await self._emit({"type": "response.output_audio_transcript.delta", "content_index": 0,
+                                  "delta": (chunk.text or sentence) + " "})
+                await self._send_audio(audio, frames)
+                self.spoken.append(Spoken(start, self.samples_sent, chunk.text or sentence))
+        if self.options.audio:
+            tail = timeline.finish(self.samples_sent)
+            if tail:
+                await self._emit_frames(tail)
+
+    async def _send_audio(self, audio: np.ndarray, frames: list) -> None:
+        step = self.options.out_rate * DELTA_MS // 1000
+        for offset in range(0, len(audio), step):
+            piece = audio[offset: offset + step]
+            lo, hi = self.samples_sent, self.samples_sent + len(piece)
+            covered = [f for f in frames if lo <= f.sample < hi]
+            if covered:
+                await self._emit_frames(covered)
+            if self.t_first_audio is None:
+                self.t_first_audio = time.perf_counter()
+                self.timings["voice_to_voice"] = self.t_first_audio - self.t_trigger
+            await self._emit({"type": "response.output_audio.delta", "content_index": 0,
+                              "delta": self._encode(piece)})
+            self.samples_sent = hi
+
+    def _encode(self, piece: np.ndarray) -> str:
+        if self.options.codec == "audio/pcm":
+            return encode_pcm16_base64(piece)
+        return encode_g711(piece, self.options.codec)
+
+    async def _emit_frames(self, frames: list) -> None:
+        await self._emit({"type": "falante.avatar.frames", "fps": self.settings.avatar.fps,
+                          "sample_rate": self.options.out_rate, "frames": frames_to_wire(frames)})
+
+    async def _emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("response_id", self.response_id)
+        if event["type"].startswith("response.output_"):
+            event.setdefault("item_id", self.item_id)
+            event.setdefault("output_index", 0)
+        else:
+            event.setdefault("item_id", self.item_id)
+        await self.emit(event)

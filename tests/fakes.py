@@ -1,0 +1,142 @@
+"""Scripted stand-ins for the model backends, for fast tests of the server's streaming logic.
+
+They implement the same Protocols as the real backends (falante.types) and tests/test_contract.py runs one suite
+against fakes and real backends alike, so the fakes cannot drift from what the real ones do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import AsyncIterator, Callable, Sequence
+
+import numpy as np
+
+from falante.config import VadSettings
+from falante.types import (ASR_SAMPLE_RATE, ChatMessage, PhonemeTiming, SpeechChunk, SpeechStarted, SpeechStopped,
+                           Transcript)
+from llm.errors import LLMError
+
+
+class FakeRecognizer:
+    """Answers `text_for(duration_s)`; counts loads and calls."""
+
+    def __init__(self, text_for: Callable[[float], str] = lambda s: "quero saber o horário de funcionamento"):
+        self.text_for, self.loads, self.calls = text_for, 0, 0
+
+    def load(self) -> None:
+        self.loads += 1
+
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+        if not np.all(np.isfinite(audio)):
+            raise ValueError("audio contains NaN or inf samples")
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        return self.text_for(len(audio) / ASR_SAMPLE_RATE) if len(audio) >= ASR_SAMPLE_RATE // 10 else ""
+
+
+class FakeListener:
+    """Energy VAD (RMS over 20 ms windows) + FakeRecognizer finals, with the real VadSettings semantics."""
+
+    def __init__(self, recognizer: FakeRecognizer, vad: VadSettings, threshold_rms: float = 0.02):
+        self.recognizer, self.vad, self.threshold = recognizer, vad, threshold_rms
+
+    def reset(self) -> None:
+        pass
+
+    async def events(self, chunks: AsyncIterator[np.ndarray]) -> AsyncIterator:
+        win = ASR_SAMPLE_RATE // 50
+        min_speech = self.vad.min_speech_ms * ASR_SAMPLE_RATE // 1000
+        min_silence = self.vad.silence_ms * ASR_SAMPLE_RATE // 1000
+        pos, carry = 0, np.zeros(0, np.float32)
+        speech_start = last_voice = None
+        started = False
+        utterance: list[np.ndarray] = []
+        async for chunk in chunks:
+            carry = np.concatenate([carry, chunk])
+            while len(carry) >= win:
+                frame, carry = carry[:win], carry[win:]
+                voiced = float(np.sqrt(np.mean(frame ** 2))) > self.threshold
+                if voiced:
+                    speech_start = pos if speech_start is None else speech_start
+                    last_voice = pos + win
+                if speech_start is not None:
+                    utterance.append(frame)
+                    if not started and last_voice - speech_start >= min_speech:
+                        started = True
+                        yield SpeechStarted(speech_start)
+                    if started and pos + win - last_voice >= min_silence:
+                        yield SpeechStopped(last_voice)
+                        text = await self.recognizer.transcribe(np.concatenate(utterance))
+                        yield Transcript(text, True, speech_start, last_voice)
+                        speech_start = last_voice = None
+                        started, utterance = False, []
+                    elif not started and not voiced and pos - last_voice > min_silence:
+                        speech_start, utterance = None, []
+                pos += win
+
+
+class FakeLLM:
+    """Streams `reply` word by word with `delay` s between tokens; records requests and aborts."""
+
+    def __init__(self, reply: str | Callable[[Sequence[ChatMessage]], str] = "Claro! Abrimos às nove horas.",
+                 delay: float = 0.005, fail_after: int | None = None):
+        self.reply, self.delay, self.fail_after = reply, delay, fail_after
+        self.active = 0
+        self.aborted = 0
+        self.requests: list[list[ChatMessage]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256,
+                       temperature: float = 0.7) -> AsyncIterator[str]:
+        self.requests.append(list(messages))
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        self.active += 1
+        try:
+            for i, word in enumerate(text.split(" ")[:max_tokens]):
+                if self.fail_after is not None and i >= self.fail_after:
+                    raise LLMError("scripted engine failure")
+                await asyncio.sleep(self.delay)
+                yield word if i == 0 else " " + word
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted += 1
+            raise
+        finally:
+            self.active -= 1
+
+
+class FakeTTS:
+    """A 220 Hz tone, `seconds_per_word` long per word, one chunk per call, phonemes spread evenly; RTF `rtf`."""
+
+    sample_rate = 24_000
+
+    def __init__(self, seconds_per_word: float = 0.3, rtf: float = 0.05):
+        self.seconds_per_word, self.rtf, self.loads, self.stopped = seconds_per_word, rtf, 0, 0
+
+    def load(self) -> None:
+        self.loads += 1
+
+    def voices(self) -> list[str]:
+        return ["fake_a", "fake_b"]
+
+    async def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0) -> AsyncIterator[SpeechChunk]:
+        words = text.split()
+        if not words:
+            return
+        n = int(self.sample_rate * self.seconds_per_word * len(words) / speed)
+        try:
+            await asyncio.sleep(n / self.sample_rate * self.rtf)
+        except asyncio.CancelledError:
+            self.stopped += 1
+            raise
+        t = np.arange(n) / self.sample_rate
+        audio = (0.3 * np.sin(2 * math.pi * 220 * t) * np.minimum(1, 20 * t)).astype(np.float32)
+        letters = [c for c in text.lower() if c.isalpha()] or ["a"]
+        step = n // len(letters)
+        phonemes = tuple(PhonemeTiming(c, i * step, (i + 1) * step) for i, c in enumerate(letters))
+        yield SpeechChunk(audio, self.sample_rate, phonemes, text)
