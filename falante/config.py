@@ -60,6 +60,9 @@ class FasterWhisperSettings(BaseModel):
     language: str = "pt"
     partial_interval_ms: int = 600  # how often partials are decoded while the user speaks
     batch_finals: bool = False  # GPU: batch the finals of concurrent sessions
+    partials: bool = True  # decode partial transcripts while the user speaks
+    partial_window_s: float = 15.0  # longer utterances are cut (at a pause) so partial decodes stay cheap
+    speculative_final_ms: int = 160  # silence after which the final is decoded before end-of-turn is certain
     vad: VadSettings = VadSettings()
 
 
@@ -73,6 +76,7 @@ class VllmSettings(BaseModel):
     max_num_seqs: int = 8
     enable_prefix_caching: bool = True
     dtype: str = "auto"
+    enforce_eager: bool = False  # skip torch.compile/graph capture: faster start-up, slower decode
 
 
 class LlamaCppSettings(BaseModel):

@@ -83,6 +83,7 @@ class VllmLanguageModel:
                 enable_prefix_caching=s.enable_prefix_caching,
                 dtype=s.dtype,
                 enable_log_requests=False,
+                enforce_eager=s.enforce_eager,
             )
             if s.device != "cpu":
                 kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
@@ -118,13 +119,6 @@ class VllmLanguageModel:
         chat = [{"role": m.role, "content": m.content} for m in validate_messages(messages)]
         ids = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
         return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-
-    async def is_idle(self) -> bool:
-        """True when neither the front end nor the engine core holds any request (checked in the engine)."""
-        engine = self.engine
-        if engine.get_num_unfinished_requests():
-            return False
-        return not await engine.engine_core.call_utility_async("has_work")
 
     # ------------------------------------------------------------------------------------------ generation
     async def complete(

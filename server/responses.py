@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from llm.errors import LLMError
@@ -58,6 +59,8 @@ async def run_turn(session: "Session", turn: "Turn", keep_history: bool) -> None
         await emit({"type": "error", "error": {"type": "server_error", "code": "response_failed",
                                                "message": f"the response failed: {type(exc).__name__}: {exc}",
                                                "param": None, "event_id": None}})
+    if turn.t_cancel is not None:
+        turn.timings["cancel"] = time.perf_counter() - turn.t_cancel  # decision → LLM and TTS stopped
     if turn.status == "in_progress":
         turn.status = "failed"
     await _finish(session, turn, keep_history)
@@ -92,7 +95,8 @@ async def _finish(session: "Session", turn: "Turn", keep_history: bool) -> None:
     metrics = session.metrics
     metrics.responses.labels(status=status).inc()
     for stage, seconds in turn.timings.items():
-        metrics.observe(stage, seconds)
+        if stage != "cancel":
+            metrics.observe(stage, seconds)
     metrics.audio_seconds_out.inc(turn.samples_sent / turn.options.out_rate)
     await emit({"type": "response.done", "response": {
         "id": rid, "object": "realtime.response", "status": status, "status_details": details, "output": [item],

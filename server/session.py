@@ -108,6 +108,10 @@ class Session:
                 raise
         except p.ProtocolError as exc:
             await self.error(exc)
+        except Exception as exc:  # a server bug: report it, keep the session and the server alive
+            log.exception("session %s: unhandled error", self.id)
+            await self.error(p.ProtocolError("internal_error", f"internal error: {type(exc).__name__}: {exc}",
+                                             type="server_error"))
 
     async def _on_session_update(self, event: p.SessionUpdateEvent) -> None:
         limits = self.settings.limits

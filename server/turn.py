@@ -67,6 +67,7 @@ class Turn:
     t_first_audio: float | None = None
     status: str = "in_progress"
     cancel_reason: str = ""
+    t_cancel: float | None = None  # when the cancellation was decided (barge-in / response.cancel)
     task: asyncio.Task | None = None
 
     # ---------------------------------------------------------------------------------------------- control
@@ -77,6 +78,7 @@ class Turn:
     def cancel(self) -> None:
         if self.task and not self.task.done():
             self.status = "cancelled"
+            self.t_cancel = time.perf_counter()
             self.task.cancel()
 
     def heard_samples(self, now: float | None = None) -> int:

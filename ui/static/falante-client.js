@@ -188,7 +188,7 @@ export class FalanteClient extends EventTarget {
     this.ws = ws;
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
-      ws.onerror = () => reject(new Error(`cannot connect to ${url.origin}${url.pathname}`));
+      ws.onerror = () => { if (this.ws === ws) this.ws = null; reject(new Error(`cannot connect to ${url.origin}${url.pathname}`)); };
     });
     ws.onmessage = (msg) => this._onMessage(msg.data);
     ws.onclose = (ev) => {

@@ -1,0 +1,172 @@
+"""`FasterWhisperRecognizer`: the one Whisper model of the process, shared by every session.
+
+Why: loading per session runs out of memory at a few sessions (WhisperLive #109). Decodes run on a small priority
+pool (finals first), faster-whisper's lazy segment generator is consumed inside the worker, and a cancelled await
+only drops its result. With `batch_finals` (GPU), finals queued while the model was busy are decoded as one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from concurrent.futures import Future
+
+import numpy as np
+
+from falante.config import FasterWhisperSettings
+from falante.types import ASR_SAMPLE_RATE
+
+from .executor import FINAL, PARTIAL, PriorityExecutor
+from .resolve import resolve_model
+from .vad import check_audio
+
+log = logging.getLogger(__name__)
+
+MIN_SPEECH_SAMPLES = ASR_SAMPLE_RATE // 10  # < 100 ms cannot hold a word: answer "" without touching the model
+SILENCE_PEAK = 1e-3  # peak below -60 dBFS after DC removal = digital silence
+WINDOW_SAMPLES = 30 * ASR_SAMPLE_RATE  # Whisper's context; longer audio is decoded window by window
+MAX_BATCH = 8
+
+
+def prepare(audio: np.ndarray) -> np.ndarray | None:
+    """Validate and condition audio for Whisper; None when there is nothing to recognise."""
+    audio = check_audio(audio, "ASR input")
+    if audio.size < MIN_SPEECH_SAMPLES:
+        return None
+    audio = audio - np.float32(audio.mean())  # DC offset skews the log-mel floor
+    peak = float(np.max(np.abs(audio)))
+    if peak < SILENCE_PEAK:
+        return None
+    return np.clip(audio, -1.0, 1.0)  # clipped/over-range input: bound it, Whisper copes with the distortion
+
+
+@dataclass
+class _Request:
+    audio: np.ndarray
+    language: str
+    future: Future = field(default_factory=Future)
+
+
+class FasterWhisperRecognizer:
+    """Implements `falante.types.SpeechRecognizer`. Cheap to construct; call `load()` once (blocking)."""
+
+    def __init__(self, settings: FasterWhisperSettings | None = None) -> None:
+        self.settings = settings or FasterWhisperSettings()
+        self.model = None
+        self.model_path: str | None = None
+        self.load_count = 0  # tests assert one load per process
+        self.load_seconds = 0.0
+        self._executor: PriorityExecutor | None = None
+        self._lock = threading.Lock()
+        self._batch: list[_Request] = []
+        self._batch_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def load(self) -> None:
+        with self._lock:
+            if self.model is not None:
+                return
+            from faster_whisper import WhisperModel
+
+            s = self.settings
+            started = time.perf_counter()
+            self.model_path = resolve_model(s.model)
+            self.model = WhisperModel(
+                self.model_path, device=s.device, compute_type=s.compute_type,
+                cpu_threads=s.cpu_threads, num_workers=max(1, s.workers),
+            )
+            self._executor = PriorityExecutor(max(1, s.workers), name="whisper")
+            self.load_seconds = time.perf_counter() - started
+            self.load_count += 1
+            log.info("whisper %s loaded in %.2fs (%s, %s)", self.model_path, self.load_seconds, s.device, s.compute_type)
+
+    def close(self) -> None:
+        """Stop the worker threads after the queued jobs (server shutdown)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self.model = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    # ------------------------------------------------------------------ API
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+        """Text of 16 kHz float32 mono `audio` ("" for silence or < 100 ms). Raises ValueError on NaN/inf/bad shape."""
+        if self._executor is None:
+            raise RuntimeError("FasterWhisperRecognizer.load() was not called")
+        clean = prepare(audio)
+        if clean is None:
+            return ""
+        lang = language or self.settings.language
+        if self.settings.batch_finals and not partial and clean.size <= WINDOW_SAMPLES:
+            return await self._batched(clean, lang)
+        return await self._executor.run(PARTIAL if partial else FINAL, self._decode, clean, lang, partial)
+
+    # ------------------------------------------------------------------ worker side
+    def _decode(self, audio: np.ndarray, language: str, partial: bool) -> str:
+        long = audio.size > WINDOW_SAMPLES
+        segments, _ = self.model.transcribe(  # type: ignore[union-attr]
+            audio,
+            language=language,
+            beam_size=1 if partial else self.settings.beam_size,
+            condition_on_previous_text=False,
+            without_timestamps=not long,  # > 30 s: timestamps let Whisper seek at segment boundaries
+            vad_filter=False,  # our VAD already cut the utterance
+        )
+        return _join(s.text for s in segments)  # the generator runs here, in the worker thread
+
+    async def _batched(self, audio: np.ndarray, language: str) -> str:
+        import asyncio
+
+        request = _Request(audio, language)
+        with self._batch_lock:
+            self._batch.append(request)
+        self._executor.submit(FINAL, self._run_batch)  # type: ignore[union-attr]
+        return await asyncio.wrap_future(request.future)
+
+    def _run_batch(self) -> None:
+        """Take every waiting final (up to MAX_BATCH) and decode them together; a no-op if others took them."""
+        with self._batch_lock:
+            taken, self._batch = self._batch[:MAX_BATCH], self._batch[MAX_BATCH:]
+        live = [r for r in taken if r.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            texts = self.decode_batch([r.audio for r in live], [r.language for r in live])
+        except BaseException as exc:  # noqa: BLE001 - each waiting caller gets the error
+            for r in live:
+                r.future.set_exception(exc)
+            return
+        for r, text in zip(live, texts):
+            r.future.set_result(text)
+
+    def decode_batch(self, audios: list[np.ndarray], languages: list[str]) -> list[str]:
+        """Decode several ≤ 30 s utterances in one batched pass (same language) or one by one otherwise."""
+        if len(audios) == 1 or len(set(languages)) > 1:
+            return [self._decode(a, lang, False) for a, lang in zip(audios, languages)]
+        from faster_whisper import BatchedInferencePipeline
+
+        gap = np.zeros(ASR_SAMPLE_RATE // 10, dtype=np.float32)
+        pieces, clips, offset = [], [], 0
+        for audio in audios:
+            pieces += [audio, gap]
+            clips.append({"start": offset / ASR_SAMPLE_RATE, "end": (offset + audio.size) / ASR_SAMPLE_RATE})
+            offset += audio.size + gap.size
+        pipeline = BatchedInferencePipeline(self.model)
+        segments, _ = pipeline.transcribe(
+            np.concatenate(pieces), language=languages[0], beam_size=self.settings.beam_size,
+            clip_timestamps=clips, batch_size=len(audios), without_timestamps=True, vad_filter=False,
+        )
+        texts: list[list[str]] = [[] for _ in audios]
+        for seg in segments:
+            index = next((i for i, c in enumerate(clips) if seg.start < c["end"]), len(clips) - 1)
+            texts[index].append(seg.text)
+        return [_join(t) for t in texts]
+
+
+def _join(texts) -> str:
+    return " ".join(t.strip() for t in texts if t.strip())
