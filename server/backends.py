@@ -66,7 +66,7 @@ def build_backends(settings: Settings) -> Backends:
     recognizer = FasterWhisperRecognizer(settings.asr)
     vad = SileroVadModel()
     llm = _build_llm(settings)
-    tts = _build_tts(settings)
+    tts = build_tts(settings)
 
     def make_listener(vad_settings: VadSettings, language: str) -> Listener:
         asr_settings = settings.asr.model_copy(update={"vad": vad_settings, "language": language})
@@ -88,7 +88,7 @@ def _build_llm(settings: Settings) -> LanguageModel:
     return OpenAICompatLanguageModel(cfg)
 
 
-def _build_tts(settings: Settings) -> SpeechSynthesizer:
+def build_tts(settings: Settings) -> SpeechSynthesizer:
     cfg = settings.tts
     if cfg.kind == "kokoro":
         from tts.kokoro import KokoroSynthesizer

@@ -161,7 +161,8 @@ export class FalanteClient extends EventTarget {
   constructor(opts = {}) {
     super();
     this.opts = { url: defaultUrl(), token: null, voice: 'jf_alpha', instructions: null, vad: true,
-      workletUrl: new URL('./mic-worklet.js', import.meta.url).href, ...opts };
+      workletUrl: new URL('./mic-worklet.js', import.meta.url).href };
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) this.opts[k] = v;
     this.ws = null;
     this.ctx = null;
     this.player = null;

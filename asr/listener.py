@@ -1,0 +1,261 @@
+"""`Listener`: one per session. 16 kHz chunks in → SpeechStarted, partial Transcripts, SpeechStopped, final Transcript.
+
+Why this shape:
+- Audio intake never waits for the model: decodes run as tasks, and the event loop below waits on "next chunk" and
+  "a decode finished" together. Events are yielded in order; events after a SpeechStopped wait for its final.
+- Partials: LocalAgreement-2 over a growing window (words two consecutive decodes agree on are committed), decoded at
+  most every `partial_interval_ms` of audio, one in flight per session. Windows longer than `partial_window_s` are
+  cut at a pause; the cut piece gets a final-quality decode in the background, so finals stay fast at any length.
+- Finals: decoded speculatively once `speculative_final_ms` of silence is seen, so the text is usually ready when
+  the end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from falante.audio import resample
+from falante.config import FasterWhisperSettings
+from falante.types import ASR_SAMPLE_RATE, ListenerEvent, SpeechRecognizer, SpeechStarted, SpeechStopped, Transcript
+
+from .buffer import AudioBuffer
+from .vad import SileroVadModel, check_audio
+
+MS = ASR_SAMPLE_RATE // 1000
+IDLE_KEEP = 2 * ASR_SAMPLE_RATE  # audio kept while nobody speaks (prefix padding + VAD onset look-back)
+FINAL_TAIL = 200 * MS  # trailing silence given to Whisper after the speech end (it ends sentences better)
+_END = object()
+
+
+def _key(word: str) -> str:
+    return re.sub(r"[^\w]", "", word.lower())
+
+
+@dataclass
+class _Utterance:
+    start: int  # SpeechStarted.sample
+    audio_start: int  # start minus prefix padding
+    window_start: int  # start of the audio the partials decode
+    pieces: list[asyncio.Task] = field(default_factory=list)  # final-quality decodes of cut windows
+    placeholders: list[str] = field(default_factory=list)  # partial text of each piece until its decode is done
+    previous: list[str] = field(default_factory=list)  # words of the last partial hypothesis
+    committed: list[str] = field(default_factory=list)  # agreed words of the current window
+    partial_task: asyncio.Task | None = None
+    last_partial_at: int = -(1 << 62)
+    final_task: asyncio.Task | None = None  # speculative decode of the last window
+    final_end: int = 0  # speech end that final_task covers
+    emitted: str = ""
+
+    def tasks(self) -> list[asyncio.Task]:
+        return [t for t in (*self.pieces, self.partial_task, self.final_task) if t is not None]
+
+
+class Listener:
+    """Cheap to construct (one per session); the recognizer and the VAD model are the shared, loaded ones."""
+
+    def __init__(
+        self, recognizer: SpeechRecognizer, vad_model: SileroVadModel, settings: FasterWhisperSettings,
+        *, language: str | None = None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.settings = settings
+        self.language = language or settings.language
+        self.vad = vad_model.stream(settings.vad)
+        self.audio = AudioBuffer()
+        self.prefix = settings.vad.prefix_padding_ms * MS
+        self.partial_every = max(settings.partial_interval_ms, 100) * MS
+        self.max_window = int(max(settings.partial_window_s, 2.0) * ASR_SAMPLE_RATE)
+        self.speculate_after = max(settings.speculative_final_ms, 32) * MS
+        self._utt: _Utterance | None = None
+        self._out: deque[ListenerEvent | asyncio.Task] = deque()  # tasks stand for finals not yet decoded
+
+    # ------------------------------------------------------------------ public API
+    def reset(self) -> None:
+        """Drop the current utterance and everything not yet yielded (e.g. input_audio_buffer.clear)."""
+        if self._utt is not None:
+            for task in self._utt.tasks():
+                task.cancel()
+        for item in self._out:
+            if isinstance(item, asyncio.Task):
+                item.cancel()
+        self._out.clear()
+        self._utt = None
+        self.vad.drop_turn()
+        self.audio.release_before(self.audio.end - self.prefix)
+
+    async def events(self, chunks: AsyncIterator[np.ndarray]) -> AsyncIterator[ListenerEvent]:
+        """Consume 16 kHz float32 chunks until `chunks` ends; yield events in order. Cancelling stops all decodes."""
+        source = aiter(chunks)
+        reader: asyncio.Task | None = None
+        try:
+            while True:
+                while self._out:  # yield what is ready, in order
+                    head = self._out[0]
+                    if isinstance(head, asyncio.Task):
+                        if not head.done():
+                            break
+                        self._out.popleft()
+                        if not head.cancelled():
+                            yield head.result()
+                    else:
+                        yield self._out.popleft()
+                if reader is None:
+                    reader = asyncio.ensure_future(_next(source))
+                waits = {reader}
+                if self._utt is not None and self._utt.partial_task is not None:
+                    waits.add(self._utt.partial_task)
+                if self._out and isinstance(self._out[0], asyncio.Task):
+                    waits.add(self._out[0])
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if self._utt is not None and self._utt.partial_task in done:
+                    self._partial_done()
+                if reader in done:
+                    chunk = reader.result()
+                    reader = None
+                    if chunk is _END:
+                        break
+                    self._feed(chunk)
+            for event in self.vad.flush():  # input ended: close an open turn
+                self._on_vad(event)
+            while self._out:
+                head = self._out.popleft()
+                if isinstance(head, asyncio.Task):
+                    if not head.cancelled():
+                        yield await head
+                else:
+                    yield head
+        finally:
+            if reader is not None:
+                reader.cancel()
+            self.reset()
+
+    # ------------------------------------------------------------------ audio intake (synchronous, fast)
+    def _feed(self, chunk: np.ndarray) -> None:
+        chunk = check_audio(chunk, "listener chunk")
+        self.audio.append(chunk)
+        for event in self.vad.process(chunk):
+            self._on_vad(event)
+        utt = self._utt
+        if utt is None:
+            self.audio.release_before(self.audio.end - IDLE_KEEP)
+            return
+        if self.vad.in_speech and self.vad.silence_run == 0:
+            if utt.final_task is not None:  # the user went on speaking: the speculative final is stale
+                utt.final_task.cancel()
+                utt.final_task = None
+            self._maybe_cut(utt)
+            self._maybe_partial(utt)
+        elif self.vad.silence_run >= self.speculate_after and utt.final_task is None:
+            self._launch_final(utt, self.vad.speech_end or self.vad.processed)
+
+    def _on_vad(self, event: SpeechStarted | SpeechStopped) -> None:
+        if isinstance(event, SpeechStarted):
+            audio_start = max(event.sample - self.prefix, self.audio.start, 0)
+            self._utt = _Utterance(start=event.sample, audio_start=audio_start, window_start=audio_start)
+            self._out.append(event)
+            return
+        utt = self._utt
+        self._out.append(event)
+        if utt is None:  # reset() dropped it
+            return
+        if utt.partial_task is not None:
+            utt.partial_task.cancel()
+            utt.partial_task = None
+        if utt.final_task is None or utt.final_end != event.sample:
+            if utt.final_task is not None:
+                utt.final_task.cancel()
+            self._launch_final(utt, event.sample)
+        self._out.append(asyncio.ensure_future(self._finish(utt, utt.final_task, event.sample)))
+        self._utt = None
+        self.audio.release_before(self.audio.end - IDLE_KEEP)
+
+    # ------------------------------------------------------------------ decodes
+    def _launch_final(self, utt: _Utterance, speech_end: int) -> None:
+        if utt.partial_task is not None:
+            utt.partial_task.cancel()  # a final outranks a partial; its result would be stale anyway
+            utt.partial_task = None
+        end = min(speech_end + FINAL_TAIL, self.audio.end)
+        audio = self.audio.view(utt.window_start, end)
+        utt.final_task = asyncio.ensure_future(self.recognizer.transcribe(audio, language=self.language))
+        utt.final_end = speech_end
+
+    async def _finish(self, utt: _Utterance, last: asyncio.Task, speech_end: int) -> Transcript:
+        texts = [await piece for piece in utt.pieces]
+        texts.append(await last)
+        text = " ".join(t.strip() for t in texts if t.strip())
+        return Transcript(text=text, final=True, start_sample=utt.audio_start, end_sample=speech_end)
+
+    def _maybe_partial(self, utt: _Utterance) -> None:
+        now = self.audio.end
+        if not self.settings.partials or utt.partial_task is not None or now - utt.last_partial_at < self.partial_every:
+            return
+        if now - utt.start < self.partial_every:
+            return
+        audio = self.audio.view(utt.window_start, now)
+        utt.partial_task = asyncio.ensure_future(
+            self.recognizer.transcribe(audio, language=self.language, partial=True)
+        )
+        utt.last_partial_at = now
+
+    def _partial_done(self) -> None:
+        utt = self._utt
+        assert utt is not None and utt.partial_task is not None
+        task, utt.partial_task = utt.partial_task, None
+        if task.cancelled():
+            return
+        words = task.result().split()
+        agree = 0
+        for a, b in zip(utt.previous, words):
+            if _key(a) != _key(b):
+                break
+            agree += 1
+        utt.previous = words
+        if agree > len(utt.committed):
+            utt.committed = words[:agree]
+        pieces = [p.result() if p.done() and not p.cancelled() else ph for p, ph in zip(utt.pieces, utt.placeholders)]
+        text = " ".join(t for t in (*pieces, " ".join(utt.committed)) if t)
+        if text and text != utt.emitted:
+            utt.emitted = text
+            self._out.append(Transcript(text=text, final=False, start_sample=utt.audio_start, end_sample=utt.last_partial_at))
+
+    def _maybe_cut(self, utt: _Utterance) -> None:
+        """Bound the partial window: cut at the latest pause (or here), decode the piece at final quality."""
+        now = self.audio.end
+        if now - utt.window_start < self.max_window:
+            return
+        pause = self.vad.last_pause
+        cut = pause if pause is not None and pause > utt.window_start + self.max_window // 2 else now
+        piece = self.audio.view(utt.window_start, cut)
+        utt.pieces.append(asyncio.ensure_future(self.recognizer.transcribe(piece, language=self.language)))
+        utt.placeholders.append(" ".join(utt.committed))
+        utt.window_start = cut
+        utt.previous, utt.committed = [], []
+        if utt.partial_task is not None:
+            utt.partial_task.cancel()
+            utt.partial_task = None
+        self.audio.release_before(cut)
+
+
+async def _next(source: AsyncIterator[np.ndarray]):
+    try:
+        return await anext(source)
+    except StopAsyncIteration:
+        return _END
+
+
+async def transcribe_buffer(
+    recognizer: SpeechRecognizer, audio: np.ndarray, *, sample_rate: int = ASR_SAMPLE_RATE,
+    language: str | None = None,
+) -> Transcript:
+    """Manual-commit mode (turn detection off): resample a committed buffer to 16 kHz and transcribe it whole."""
+    audio = check_audio(audio, "committed audio")
+    if sample_rate != ASR_SAMPLE_RATE:
+        audio = resample(audio, sample_rate, ASR_SAMPLE_RATE)
+    text = await recognizer.transcribe(audio, language=language)
+    return Transcript(text=text, final=True, start_sample=0, end_sample=int(audio.size))
