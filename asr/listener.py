@@ -3,9 +3,11 @@
 Why this shape:
 - Audio intake never waits for the model: decodes run as tasks, and the event loop below waits on "next chunk" and
   "a decode finished" together. Events are yielded in order; events after a SpeechStopped wait for its final.
-- Partials: LocalAgreement-2 over a growing window (words two consecutive decodes agree on are committed), decoded at
-  most every `partial_interval_ms` of audio, one in flight per session. Windows longer than `partial_window_s` are
-  cut at a pause; the cut piece gets a final-quality decode in the background, so finals stay fast at any length.
+- Partials: LocalAgreement-2 over a growing window, decoded at most every `partial_interval_ms` of audio, one in
+  flight per session. A partial's text = the committed words (two consecutive decodes agreed; never revised by later
+  partials) + the newest decode's unconfirmed tail (may change), so the first words show up after one decode.
+  Windows longer than `partial_window_s` are cut at a pause; the cut piece gets a final-quality decode in the
+  background, so finals stay fast at any length.
 - Finals: decoded speculatively once `speculative_final_ms` of silence is seen, so the text is usually ready when
   the end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again.
 """
@@ -177,9 +179,7 @@ class Listener:
 
     # ------------------------------------------------------------------ decodes
     def _launch_final(self, utt: _Utterance, speech_end: int) -> None:
-        if utt.partial_task is not None:
-            utt.partial_task.cancel()  # a final outranks a partial; its result would be stale anyway
-            utt.partial_task = None
+        # a running partial is left alone: the speech may go on, and the recognizer runs finals first anyway
         end = min(speech_end + FINAL_TAIL, self.audio.end)
         audio = self.audio.view(utt.window_start, end)
         utt.final_task = asyncio.ensure_future(self.recognizer.transcribe(audio, language=self.language))
@@ -218,8 +218,13 @@ class Listener:
         utt.previous = words
         if agree > len(utt.committed):
             utt.committed = words[:agree]
+        n = len(utt.committed)
+        extends = [_key(w) for w in words[:n]] == [_key(w) for w in utt.committed]
+        tail = words[n:] if extends else []
+        if tail and tail[-1].endswith(("...", "…", "-")):
+            tail = tail[:-1]  # a word Whisper saw cut off by the window edge
         pieces = [p.result() if p.done() and not p.cancelled() else ph for p, ph in zip(utt.pieces, utt.placeholders)]
-        text = " ".join(t for t in (*pieces, " ".join(utt.committed)) if t)
+        text = " ".join(t for t in (*pieces, " ".join(utt.committed + tail)) if t)
         if text and text != utt.emitted:
             utt.emitted = text
             self._out.append(Transcript(text=text, final=False, start_sample=utt.audio_start, end_sample=utt.last_partial_at))

@@ -154,10 +154,11 @@ class VadStream:
             self._win[CONTEXT + self._fill : CONTEXT + self._fill + take] = chunk[:take]
             self._fill += take
             pos = take
-            if self._fill == WINDOW:
-                self._decide(self._win[None, :].copy(), events)
-                self._win[:CONTEXT] = self._win[-CONTEXT:]
-                self._fill = 0
+            if self._fill < WINDOW:
+                return events  # the whole chunk went into the unfinished window
+            self._decide(self._win[None, :].copy(), events)
+            self._win[:CONTEXT] = self._win[-CONTEXT:]
+            self._fill = 0
         k = (chunk.size - pos) // WINDOW
         if k:
             body = chunk[pos : pos + k * WINDOW].reshape(k, WINDOW)

@@ -77,10 +77,16 @@ class FasterWhisperRecognizer:
                 self.model_path, device=s.device, compute_type=s.compute_type,
                 cpu_threads=s.cpu_threads, num_workers=max(1, s.workers),
             )
+            self._warm_up()
             self._executor = PriorityExecutor(max(1, s.workers), name="whisper")
             self.load_seconds = time.perf_counter() - started
             self.load_count += 1
             log.info("whisper %s loaded in %.2fs (%s, %s)", self.model_path, self.load_seconds, s.device, s.compute_type)
+
+    def _warm_up(self) -> None:
+        """One throw-away decode so the first user does not pay CTranslate2's lazy initialisation (~2 s on CPU)."""
+        noise = np.random.default_rng(0).normal(0.0, 0.05, ASR_SAMPLE_RATE).astype(np.float32)
+        self._decode(noise, self.settings.language, True)
 
     def close(self) -> None:
         """Stop the worker threads after the queued jobs (server shutdown)."""

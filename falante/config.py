@@ -124,6 +124,9 @@ class PiperSettings(BaseModel):
     model: str = ""  # path to a pt_BR .onnx voice (its .onnx.json beside it)
     speed: float = 1.0
     device: str = "cpu"
+    threads: int = 2
+    alignments: bool = True  # per-phoneme durations from the model (patched in memory; needs `onnx`)
+    max_phonemes: int = 400  # per model call; longer sentences are split at clause boundaries
 
 
 class EspeakSettings(BaseModel):

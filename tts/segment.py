@@ -8,7 +8,7 @@ its middle, recursively, so pieces stay natural phrases.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 __all__ = ["split_sentences", "fit_pieces"]
 
@@ -37,9 +37,11 @@ def _cut(text: str) -> tuple[str, str] | None:
     return None
 
 
-def fit_pieces(text: str, phonemize: Callable[[str], str], count: Callable[[str], int], limit: int,
-               ) -> list[tuple[str, str]]:
-    """[(text, phonemes)] whose token counts are ≤ `limit`; a word that alone exceeds it is truncated."""
+def fit_pieces(text: str, phonemize: Callable[[str], Any], count: Callable[[Any], int], limit: int,
+               ) -> list[tuple[str, Any]]:
+    """[(text, phonemes)] whose token counts are ≤ `limit`; a word that alone exceeds it is truncated.
+
+    `phonemes` is whatever `phonemize` returns (an IPA string for Kokoro, a phoneme list for Piper)."""
     phonemes = phonemize(text)
     if count(phonemes) <= limit:
         return [(text, phonemes)] if phonemes else []

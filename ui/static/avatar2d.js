@@ -86,15 +86,15 @@ export class Avatar2D {
     this.mouthClipPath = el('path', {}, this.mouthClip);
     const eyeClips = ['L', 'R'].map((s) => { const c = el('clipPath', { id: `fa-eye-${s}` }, defs); return el('ellipse', {}, c); });
 
+    this.hairBack = el('path', { d: 'M92 230 C80 120 140 56 204 58 C276 60 324 120 310 236 C318 300 312 350 300 384 C290 398 262 400 250 380 L150 380 C138 400 110 398 100 384 C88 350 84 300 92 230 Z', fill: 'url(#fa-hair)' }, svg);
     this.body = el('g', {}, svg);
-    el('path', { d: 'M70 480 C80 400 140 380 200 380 C260 380 320 400 330 480 Z', fill: o.shirt }, this.body);
-    el('path', { d: 'M160 384 L200 430 L240 384 Z', fill: o.skinShade }, this.body);
-    el('path', { d: 'M150 386 C170 400 230 400 250 386 L246 380 C228 392 172 392 154 380 Z', fill: o.accent }, this.body);
-    el('rect', { x: 172, y: 330, width: 56, height: 62, rx: 20, fill: o.skinShade }, this.body);
+    el('rect', { x: 174, y: 320, width: 52, height: 74, rx: 20, fill: o.skinShade }, this.body);
+    el('path', { d: 'M70 480 C80 404 140 384 200 384 C260 384 320 404 330 480 Z', fill: o.shirt }, this.body);
+    el('path', { d: 'M166 386 L200 428 L234 386 Z', fill: o.skinShade }, this.body);
+    el('path', { d: 'M150 388 C170 402 230 402 250 388 L246 382 C228 394 172 394 154 382 Z', fill: o.accent }, this.body);
 
     this.head = el('g', {}, svg);
     const h = this.head;
-    el('path', { d: 'M92 230 C80 120 140 56 204 58 C276 60 324 120 310 236 C318 300 300 350 296 380 L104 380 C98 340 82 300 92 230 Z', fill: 'url(#fa-hair)' }, h);
     el('ellipse', { cx: 112, cy: 250, rx: 16, ry: 26, fill: o.skinShade }, h);
     el('ellipse', { cx: 288, cy: 250, rx: 16, ry: 26, fill: o.skinShade }, h);
     this.faceShape = el('path', { fill: 'url(#fa-skin)' }, h);
@@ -103,9 +103,9 @@ export class Avatar2D {
     this.eyes = [{ cx: 160, s: 'L' }, { cx: 240, s: 'R' }].map(({ cx, s }, i) => {
       const g = el('g', {}, h);
       const clip = eyeClips[i];
-      clip.setAttribute('cx', cx); clip.setAttribute('cy', 232); clip.setAttribute('rx', 22); clip.setAttribute('ry', 14);
+      clip.setAttribute('cx', cx); clip.setAttribute('cy', 232); clip.setAttribute('rx', 24); clip.setAttribute('ry', 15);
       const inner = el('g', { 'clip-path': `url(#fa-eye-${s})` }, g);
-      el('ellipse', { cx, cy: 232, rx: 22, ry: 14, fill: '#fbfbfb' }, inner);
+      el('ellipse', { cx, cy: 232, rx: 24, ry: 15, fill: '#fbfbfb' }, inner);
       const iris = el('g', {}, inner);
       el('circle', { cx, cy: 232, r: 11, fill: o.iris }, iris);
       el('circle', { cx, cy: 232, r: 5.5, fill: '#1b1210' }, iris);
@@ -191,23 +191,25 @@ export class Avatar2D {
     const m = this.mouth, f = this.face, p = this.pose;
     const breathe = Math.sin(this.t * (2 * Math.PI / 4.2));
     this.body.setAttribute('transform', `translate(0 ${breathe * 1.6}) scale(1 ${1 + breathe * 0.004})`);
-    this.head.setAttribute('transform', `translate(${p.lean} ${breathe * 2.2 + p.nod}) rotate(${p.tilt} 200 330)`);
+    const headT = `translate(${p.lean} ${breathe * 2.2 + p.nod}) rotate(${p.tilt} 200 330)`;
+    this.head.setAttribute('transform', headT);
+    this.hairBack.setAttribute('transform', headT);
     this.svg.dataset.mouthOpen = m.open.toFixed(3);
 
     // face outline: the chin drops with the jaw
     const open = clamp(m.open + f.open);
     const chin = 370 + open * 10;
-    this.faceShape.setAttribute('d', `M116 220 C112 140 156 110 200 110 C244 110 288 140 284 220 C282 290 256 ${chin - 22} 200 ${chin} C144 ${chin - 22} 118 290 116 220 Z`);
+    this.faceShape.setAttribute('d', `M116 220 C112 140 156 110 200 110 C244 110 288 140 284 220 C283 282 262 ${chin - 30} 226 ${chin - 6} C212 ${chin + 1} 188 ${chin + 1} 174 ${chin - 6} C138 ${chin - 30} 117 282 116 220 Z`);
     for (const c of this.cheeks) c.setAttribute('opacity', (0.3 + f.cheek * 0.6).toFixed(3));
 
     // eyes: lids close for blinks and squints, open wider when surprised
-    const blink = clamp(this.blink + f.squint * 0.35 - f.wide * 0.25 + 0.08);
+    const blink = clamp(this.blink + f.squint * 0.3 - f.wide * 0.3 + 0.1);
     for (const e of this.eyes) {
-      const top = e.cy - 16, lidY = top + 30 * blink;
-      e.lid.setAttribute('d', `M${e.cx - 26} ${top - 4} L${e.cx + 26} ${top - 4} L${e.cx + 26} ${lidY - 4} Q${e.cx} ${lidY + 6} ${e.cx - 26} ${lidY - 4} Z`);
-      const lowY = e.cy + 16 - f.squint * 6 - f.smile * 3;
-      e.lower.setAttribute('d', `M${e.cx - 26} ${e.cy + 20} L${e.cx + 26} ${e.cy + 20} L${e.cx + 26} ${lowY + 2} Q${e.cx} ${lowY - 5} ${e.cx - 26} ${lowY + 2} Z`);
-      e.lash.setAttribute('d', `M${e.cx - 23} ${Math.min(lidY, e.cy + 10) - 2} Q${e.cx} ${Math.min(lidY, e.cy + 10) + 7 - 14 * (1 - blink)} ${e.cx + 23} ${Math.min(lidY, e.cy + 10) - 2}`);
+      const up = 14 * clamp(1 - blink), lo = 14 * clamp(1 - f.squint * 0.45 - f.smile * 0.2 - this.blink * 0.2);
+      const x0 = e.cx - 24, x1 = e.cx + 24, y = e.cy;
+      e.lid.setAttribute('d', `M${x0 - 6} ${y - 30} L${x1 + 6} ${y - 30} L${x1 + 6} ${y} L${x1} ${y} Q${e.cx} ${y - 2 * up} ${x0} ${y} L${x0 - 6} ${y} Z`);
+      e.lower.setAttribute('d', `M${x0 - 6} ${y + 30} L${x1 + 6} ${y + 30} L${x1 + 6} ${y} L${x1} ${y} Q${e.cx} ${y + 2 * lo} ${x0} ${y} L${x0 - 6} ${y} Z`);
+      e.lash.setAttribute('d', `M${x0 - 2} ${y + 1} Q${e.cx} ${y - 2 * up - 1} ${x1 + 3} ${y - 2}`);
       e.iris.setAttribute('transform', `translate(${p.gazeX * 7} ${p.gazeY * 5})`);
     }
     // brows: inner ends rise when concerned, whole brow when surprised/listening
@@ -225,8 +227,8 @@ export class Avatar2D {
     const halfW = 34 * (1 + 0.28 * m.stretch + 0.18 * smile - 0.42 * round);
     const cornerY = cy - smile * 9 + frown * 7;
     const gap = open * 44 * (1 - 0.3 * m.press);
-    const topY = cy - 2 - gap * 0.22 - m.upperUp * 4 - round * gap * 0.15;
-    const botY = cy + 2 + gap * 0.78 - m.shrugLower * 6 + round * 2;
+    const topY = cy - 0.8 - gap * 0.22 - m.upperUp * 4 - round * gap * 0.15;
+    const botY = cy + 0.8 + gap * 0.78 - m.shrugLower * 6 + round * 2;
     const roundK = 0.55 + round * 0.35; // rounder opening when funnelled
     const L = cx - halfW, R = cx + halfW;
     const inner = `M${L} ${cornerY} C${cx - halfW * roundK} ${topY} ${cx + halfW * roundK} ${topY} ${R} ${cornerY} `
@@ -242,6 +244,7 @@ export class Avatar2D {
       + `C${cx - halfW * roundK} ${botY} ${cx + halfW * roundK} ${botY} ${R + 3} ${cornerY} Z`);
     this.upperTeeth.setAttribute('x', cx - halfW * 0.8); this.upperTeeth.setAttribute('width', halfW * 1.6);
     this.upperTeeth.setAttribute('y', topY - 6); this.upperTeeth.setAttribute('height', 6 + Math.min(9, gap * 0.3));
+    this.upperTeeth.setAttribute('opacity', clamp(gap / 6).toFixed(2)); this.lowerTeeth.setAttribute('opacity', clamp(gap / 10).toFixed(2));
     this.lowerTeeth.setAttribute('x', cx - halfW * 0.7); this.lowerTeeth.setAttribute('width', halfW * 1.4);
     this.lowerTeeth.setAttribute('y', botY - Math.min(6, gap * 0.15)); this.lowerTeeth.setAttribute('height', 8);
     this.tongue.setAttribute('cx', cx); this.tongue.setAttribute('cy', botY - 2 - m.tongue * 8);

@@ -1,0 +1,43 @@
+"""Spoken Portuguese in, spoken Portuguese out, with the real offline models and the official `openai` SDK."""
+
+import base64
+import re
+
+import jiwer
+import numpy as np
+import pytest
+
+from asr.wer import normalize as normalize_pt
+from tests.conftest import dev_clip, dev_manifest
+from tests.sdk_client import sdk_client, speak_and_listen
+
+pytestmark = pytest.mark.model
+RATE = 24_000
+PT_WORDS = {"de", "que", "o", "a", "é", "você", "para", "em", "um", "uma", "não", "sim", "posso", "olá", "bom",
+            "dia", "com", "no", "na", "os", "as", "se", "por", "ajudar", "claro", "obrigado", "está", "muito"}
+
+
+def looks_portuguese(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    return bool(words) and sum(w in PT_WORDS for w in words) / len(words) >= 0.15
+
+
+async def test_spoken_question_gets_spoken_portuguese_answer(real_server):
+    host, _ = real_server
+    clip = next(m for m in dev_manifest() if m["file"] == "d09_jf_alpha.wav")
+    audio = np.concatenate([dev_clip(clip["file"]), np.zeros(RATE // 2, np.float32)])
+    conv = await speak_and_listen(host, audio, pace=1.0)
+    kinds = [e["type"] for e in conv.events]
+    assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.speech_stopped")
+    transcript = conv.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
+    wer = jiwer.wer(normalize_pt(clip["text_spoken"]), normalize_pt(transcript))
+    assert wer < 0.35, (transcript, wer)
+    done = conv.of("response.done")[0]
+    assert done["response"]["status"] == "completed", done
+    reply = conv.of("response.output_audio_transcript.done")[0]["transcript"]
+    assert looks_portuguese(reply), reply
+    audio_s = len(conv.audio()) / 2 / RATE
+    assert audio_s >= 1.0, audio_s
+    frames = [f for e in conv.of("falante.avatar.frames") for f in e["frames"]]
+    assert frames[0]["sample"] <= RATE // 10 and frames[-1]["sample"] >= len(conv.audio()) / 2 - RATE // 10
+    assert max(max(f["visemes"][1:]) for f in frames) > 0.3  # the mouth really moves

@@ -1,0 +1,104 @@
+"""History budget: persona kept, oldest turns dropped first, truncation keeps what was heard."""
+
+from __future__ import annotations
+
+import pytest
+
+from falante.types import ChatMessage
+from llm.conversation import MESSAGE_OVERHEAD_TOKENS, Conversation, estimate_tokens, token_counter_for
+
+
+def words(n: int, tag: str) -> str:
+    return " ".join(f"{tag}{i}" for i in range(n))
+
+
+def count_words(text: str) -> int:  # a deterministic "tokenizer": one token per word
+    return len(text.split())
+
+
+def test_estimate_tokens() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("um dois") == 3
+    assert estimate_tokens("um dois três quatro") == 6
+
+
+def test_messages_start_with_the_persona() -> None:
+    conv = Conversation("Você é a Falante.")
+    conv.add_user("Oi")
+    conv.add_assistant("Olá!")
+    assert conv.messages() == [ChatMessage("system", "Você é a Falante."), ChatMessage("user", "Oi"),
+                               ChatMessage("assistant", "Olá!")]
+
+
+def test_oldest_turns_are_dropped_first_and_the_persona_is_kept() -> None:
+    conv = Conversation("persona", budget_tokens=60, count_tokens=count_words)
+    for turn in range(6):
+        conv.add_user(words(5, f"u{turn}_"))
+        conv.add_assistant(words(5, f"a{turn}_"))
+    msgs = conv.messages()
+    assert msgs[0] == ChatMessage("system", "persona")
+    assert conv.tokens() <= 60
+    # newest items survive, oldest go, and history starts with a user turn
+    assert msgs[-1].content == words(5, "a5_")
+    assert msgs[1].role == "user"
+    kept = [m.content for m in msgs[1:]]
+    assert words(5, "u0_") not in kept
+    budget_per_turn = 2 * (5 + MESSAGE_OVERHEAD_TOKENS)
+    assert len(kept) == 2 * ((60 - (1 + MESSAGE_OVERHEAD_TOKENS)) // budget_per_turn)
+
+
+def test_the_newest_message_is_kept_even_alone_over_budget() -> None:
+    conv = Conversation("persona", budget_tokens=10, count_tokens=count_words)
+    conv.add_user(words(50, "x"))
+    assert conv.messages()[-1].content == words(50, "x")
+
+
+def test_truncate_assistant_keeps_what_was_heard() -> None:
+    conv = Conversation("persona")
+    conv.add_user("Qual o horário?")
+    item = conv.add_assistant("O museu abre às nove. Fecha às seis.")
+    conv.truncate_assistant(item, "O museu abre às nove.")
+    assert conv.messages()[-1] == ChatMessage("assistant", "O museu abre às nove.")
+    conv.truncate_assistant(item, "  ")  # nothing heard: the reply leaves the history
+    assert [m.role for m in conv.messages()] == ["system", "user"]
+
+
+def test_truncate_errors_are_clear() -> None:
+    conv = Conversation("persona")
+    user = conv.add_user("oi")
+    with pytest.raises(ValueError, match="only assistant"):
+        conv.truncate_assistant(user, "x")
+    with pytest.raises(KeyError, match="no conversation item"):
+        conv.truncate_assistant("missing", "x")
+
+
+def test_per_session_persona_and_instructions() -> None:
+    a = Conversation("padrão")
+    b = Conversation("padrão")
+    a.set_persona(instructions="Fale como um pirata.")
+    assert a.messages()[0].content == "padrão\n\nFale como um pirata."
+    assert b.messages()[0].content == "padrão"
+    a.set_persona(persona="Você é um guia do museu.")
+    assert a.messages()[0].content.startswith("Você é um guia do museu.")
+
+
+def test_ids_roles_and_delete() -> None:
+    conv = Conversation("p")
+    first = conv.add("user", "oi", "item_a")
+    with pytest.raises(ValueError, match="duplicate"):
+        conv.add("user", "de novo", "item_a")
+    with pytest.raises(ValueError, match="role"):
+        conv.add("system", "não")
+    conv.delete(first)
+    assert conv.items == ()
+    with pytest.raises(ValueError):
+        Conversation("p", budget_tokens=0)
+
+
+def test_token_counter_for_prefers_the_backends_tokenizer() -> None:
+    class WithCounter:
+        def count_tokens(self, text: str) -> int:
+            return 42
+
+    assert token_counter_for(WithCounter())("x") == 42
+    assert token_counter_for(object()) is estimate_tokens

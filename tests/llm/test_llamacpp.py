@@ -1,0 +1,75 @@
+"""llama.cpp backend with the real bundled Qwen2.5-Coder-0.5B-Instruct GGUF."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+from falante.config import ChatSettings, LlamaCppSettings
+from falante.types import ChatMessage, LanguageModel
+from llm.errors import LLMError
+from llm.language import is_portuguese
+from llm.llamacpp import LlamaCppLanguageModel
+
+pytest.importorskip("llama_cpp")
+pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="session")]
+PERSONA = ChatSettings().persona
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def llm():
+    model = LlamaCppLanguageModel(LlamaCppSettings(model="bundled:qwen2.5-0.5b-instruct", n_ctx=512))
+    await model.start()
+    yield model
+    await model.close()
+
+
+async def test_streams_a_portuguese_answer(llm):
+    assert isinstance(llm, LanguageModel)
+    messages = [ChatMessage("system", PERSONA), ChatMessage("user", "Qual é a capital do Brasil?")]
+    deltas = [d async for d in llm.complete(messages, max_tokens=40, temperature=0.0)]
+    text = "".join(deltas)
+    assert len(deltas) > 2
+    assert "Bras" in text and is_portuguese(text), text
+    assert 0 < llm.count_tokens(text) <= 40
+
+
+async def test_cancel_stops_decoding_within_a_token(llm):
+    messages = [ChatMessage("system", "Responda longamente."), ChatMessage("user", "Conte a história do Brasil.")]
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in llm.complete(messages, max_tokens=400):
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    assert llm.generating == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert llm.generating == 0, "the worker must have stopped decoding when the cancelled task ends"
+
+
+async def test_sessions_queue_on_the_single_context(llm):
+    async def ask(question: str) -> str:
+        return "".join([d async for d in llm.complete([ChatMessage("user", question)], max_tokens=12)])
+
+    first, second = await asyncio.gather(ask("Diga oi."), ask("Diga tchau."))
+    assert first and second
+
+
+async def test_prompt_over_the_context_is_a_clear_error(llm):
+    with pytest.raises(LLMError) as err:
+        [d async for d in llm.complete([ChatMessage("user", "palavra " * 800)], max_tokens=8)]
+    assert err.value.code == "context_length_exceeded"
+    assert [d async for d in llm.complete([ChatMessage("user", "Oi")], max_tokens=4)]  # still serving
+
+
+async def test_bad_references_fail_at_start(tmp_path):
+    with pytest.raises(LLMError, match="gguf"):
+        await LlamaCppLanguageModel(LlamaCppSettings(model=str(tmp_path / "missing.gguf"))).start()
+    with pytest.raises(LLMError, match="unknown bundled model"):
+        await LlamaCppLanguageModel(LlamaCppSettings(model="bundled:nope")).start()

@@ -1,0 +1,55 @@
+"""Drive a falante server with the official `openai` SDK, as an existing Realtime client would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from openai import AsyncOpenAI
+
+from falante.audio import float_to_pcm16_bytes
+
+
+@dataclass
+class Conversation:
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    def audio(self) -> bytes:
+        return b"".join(base64.b64decode(e["delta"]) for e in self.of("response.output_audio.delta"))
+
+
+def sdk_client(host: str, api_key: str = "local") -> AsyncOpenAI:
+    return AsyncOpenAI(api_key=api_key, websocket_base_url=f"ws://{host}/v1")
+
+
+async def speak_and_listen(host: str, audio_24k: np.ndarray, *, chunk_ms: int = 100, pace: float = 0.25,
+                           timeout: float = 240.0, session: dict[str, Any] | None = None) -> Conversation:
+    """Stream `audio_24k` (pace = fraction of real time spent per chunk) and collect events until response.done."""
+    conv = Conversation()
+    async with sdk_client(host).realtime.connect(model="falante") as conn:
+        if session:
+            await conn.session.update(session=session)
+        step = 24_000 * chunk_ms // 1000
+
+        async def send() -> None:
+            for i in range(0, len(audio_24k), step):
+                await conn.input_audio_buffer.append(
+                    audio=base64.b64encode(float_to_pcm16_bytes(audio_24k[i:i + step])).decode())
+                await asyncio.sleep(chunk_ms / 1000 * pace)
+
+        sender = asyncio.create_task(send())
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in conn:
+                    conv.events.append(event.to_dict())
+                    if event.type == "response.done":
+                        break
+        finally:
+            sender.cancel()
+    return conv
