@@ -31,7 +31,7 @@ from .vad import SileroVadModel, check_audio
 
 MS = ASR_SAMPLE_RATE // 1000
 IDLE_KEEP = 2 * ASR_SAMPLE_RATE  # audio kept while nobody speaks (prefix padding + VAD onset look-back)
-FINAL_TAIL = 200 * MS  # trailing silence given to Whisper after the speech end (it ends sentences better)
+FINAL_TAIL = 160 * MS  # trailing silence given to Whisper after the speech end (it ends sentences better)
 _END = object()
 
 
@@ -153,8 +153,9 @@ class Listener:
                 utt.final_task = None
             self._maybe_cut(utt)
             self._maybe_partial(utt)
-        elif self.vad.silence_run >= self.speculate_after and utt.final_task is None:
-            self._launch_final(utt, self.vad.speech_end or self.vad.processed)
+        elif (utt.final_task is None and self.vad.silence_run >= self.speculate_after
+              and self.vad.speech_end is not None and self.audio.end >= self.vad.speech_end + FINAL_TAIL):
+            self._launch_final(utt, self.vad.speech_end)
 
     def _on_vad(self, event: SpeechStarted | SpeechStopped) -> None:
         if isinstance(event, SpeechStarted):
@@ -216,11 +217,11 @@ class Listener:
                 break
             agree += 1
         utt.previous = words
-        if agree > len(utt.committed):
-            utt.committed = words[:agree]
         n = len(utt.committed)
         extends = [_key(w) for w in words[:n]] == [_key(w) for w in utt.committed]
-        tail = words[n:] if extends else []
+        if extends and agree > n:  # committed words are never revised, only extended
+            utt.committed = utt.committed + words[n:agree]
+        tail = words[len(utt.committed):] if extends else []
         if tail and tail[-1].endswith(("...", "…", "-")):
             tail = tail[:-1]  # a word Whisper saw cut off by the window edge
         pieces = [p.result() if p.done() and not p.cancelled() else ph for p, ph in zip(utt.pieces, utt.placeholders)]

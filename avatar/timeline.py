@@ -27,6 +27,7 @@ _LIP_VISEMES = {VISEME_INDEX["PP"], VISEME_INDEX["FF"]}
 _TONGUE_VISEMES = {VISEME_INDEX[v] for v in ("TH", "DD", "kk", "nn")}
 _MERGE_GAP_S = 0.03  # gaps between phonemes shorter than this are not pauses
 _KEEP_S = 1.0  # history kept for coarticulation across chunks
+_SILENT_RUN_S = 0.09  # silence this long inside a chunk is a pause (stop closures are shorter)
 
 
 @dataclass
@@ -44,6 +45,38 @@ def _alpha(target: np.ndarray) -> float:
     if top in _TONGUE_VISEMES:
         return 0.6
     return 1.0
+
+
+def _silent_runs(audio: np.ndarray, rate: int, min_run_s: float = _SILENT_RUN_S) -> list[tuple[float, float]]:
+    """Runs (seconds from the chunk start) where the audio is > 35 dB below its peak for at least `min_run_s`."""
+    hop = max(1, int(0.01 * rate))
+    n = len(audio) // hop
+    if n == 0:
+        return []
+    rms = np.sqrt(np.mean(np.asarray(audio[: n * hop], dtype=np.float64).reshape(n, hop) ** 2, axis=1))
+    if float(rms.max()) < 1e-4:
+        return []  # no signal at all (timings-only chunk): trust the timings
+    quiet = rms < max(float(rms.max()) * 0.0178, 1e-4)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    runs = [(a * hop / rate, b * hop / rate) for a, b in zip(edges[::2], edges[1::2])]
+    return [(a, b) for a, b in runs if b - a >= min_run_s]
+
+
+def _gate_by_energy(pieces: list[tuple[str, float, float]], chunk: SpeechChunk,
+                    start: float) -> list[tuple[str, float, float]]:
+    """Cut phonemes where the audio is silent: TTS durations often stretch the last vowel over the trailing pause
+    (Kokoro gives "dia" a 0.5 s final "ɐ"), which would leave the mouth open after the sound has stopped."""
+    runs = [(start + a, start + b) for a, b in _silent_runs(chunk.audio, chunk.sample_rate)]
+    if not runs:
+        return pieces
+    out = []
+    for sym, a, b in pieces:
+        segs = [(a, b)]
+        for ra, rb in runs:
+            segs = [piece for sa, sb in segs
+                    for piece in ((sa, min(sb, ra)), (max(sa, rb), sb)) if piece[1] - piece[0] > 1e-6]
+        out += [(sym, sa, sb) for sa, sb in segs]
+    return out
 
 
 class Timeline:
@@ -145,6 +178,7 @@ class Timeline:
                 t1 = t0 + (b - a) * share / total
                 pieces.append((tok, t0, t1))
                 t0 = t1
+        pieces = _gate_by_energy(pieces, chunk, start)
         cursor = start
         for sym, a, b in pieces:
             if a - cursor >= _MERGE_GAP_S:

@@ -29,6 +29,7 @@ _TIE = "\u0361"
 _AFFRICATES = ("tʃ", "dʒ", "ts", "dz")
 _PAUSE_CHARS = frozenset(" \t\n.,;:!?…—-–\"“”()[]{}|‖")
 _TILDE = "\u0303"
+_SILENCE_WORDS = frozenset({"sil", "sp", "spn", "pau", "^", "$"})  # pause symbols of TTS/aligner timings
 
 # pt-BR specifics, keyed by the bare symbol (stress/length removed, nasal tilde kept).
 _PT_ROWS: dict[str, dict[str, float]] = {
@@ -64,6 +65,8 @@ def _bare(symbol: str) -> str:
 def split_ipa(text: str) -> list[str]:
     """Split an IPA string into phoneme symbols: base letter + combining marks, affricates kept whole,
     stress/length marks dropped, each run of spaces/punctuation → one `SILENCE` token."""
+    if text.strip() in _SILENCE_WORDS:
+        return [SILENCE]
     tokens: list[str] = []
     for ch in unicodedata.normalize("NFD", text):
         if ch in _PAUSE_CHARS:
@@ -95,7 +98,7 @@ def is_vowel(symbol: str) -> bool:
 
 
 def is_silence(symbol: str) -> bool:
-    return not _bare(symbol).strip() or all(ch in _PAUSE_CHARS for ch in symbol) or symbol in ("sil", "sp", "^", "$")
+    return not _bare(symbol).strip() or all(ch in _PAUSE_CHARS for ch in symbol) or symbol.strip() in _SILENCE_WORDS
 
 
 @lru_cache(maxsize=512)

@@ -11,10 +11,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 CONFIG_ENV = "FALANTE_CONFIG"  # path of the TOML file; `falante serve --config` sets it
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def cache_dir() -> Path:
@@ -22,7 +28,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FALANTE_CACHE_DIR", Path.home() / ".cache" / "falante"))
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     auth_token: str | None = None  # bearer token; required when host is not loopback unless allow_no_auth
@@ -30,7 +36,7 @@ class ServerSettings(BaseModel):
     ui: bool = True  # mount the Gradio chat at /chat and the kiosk at /kiosk
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(Section):
     max_sessions: int = 8
     max_message_bytes: int = 1 << 20  # one websocket message (a base64 append of ~0.5 s at 24 kHz is ~32 KiB)
     max_buffer_seconds: float = 120.0  # audio held in one input buffer before it is committed or refused
@@ -41,7 +47,7 @@ class LimitSettings(BaseModel):
     idle_timeout_s: float = 600.0  # close a session that sent nothing for this long
 
 
-class VadSettings(BaseModel):
+class VadSettings(Section):
     threshold: float = 0.5  # Silero speech probability
     min_speech_ms: int = 250  # speech shorter than this is not a turn (no speech_started)
     silence_ms: int = 500  # end-of-turn silence
@@ -49,7 +55,7 @@ class VadSettings(BaseModel):
     barge_in_min_ms: int = 400  # user speech this long interrupts the avatar ("uhum" does not)
 
 
-class FasterWhisperSettings(BaseModel):
+class FasterWhisperSettings(Section):
     kind: Literal["faster-whisper"] = "faster-whisper"
     model: str = "bundled:whisper-base"  # local CT2 folder, "bundled:whisper-base", or a hub id (downloads)
     device: str = "cpu"  # "cuda" in production
@@ -66,7 +72,7 @@ class FasterWhisperSettings(BaseModel):
     vad: VadSettings = VadSettings()
 
 
-class VllmSettings(BaseModel):
+class VllmSettings(Section):
     kind: Literal["vllm"] = "vllm"
     model: str = "bundled:qwen2.5-0.5b-instruct"  # HF folder, "bundled:…" (GGUF → HF, cached) or a hub id
     device: str = "cpu"
@@ -79,7 +85,7 @@ class VllmSettings(BaseModel):
     enforce_eager: bool = False  # skip torch.compile/graph capture: faster start-up, slower decode
 
 
-class LlamaCppSettings(BaseModel):
+class LlamaCppSettings(Section):
     kind: Literal["llama-cpp"] = "llama-cpp"
     model: str = "bundled:qwen2.5-0.5b-instruct"  # a .gguf file or "bundled:…"
     n_ctx: int = 2048
@@ -87,7 +93,7 @@ class LlamaCppSettings(BaseModel):
     n_gpu_layers: int = 0
 
 
-class OpenAISettings(BaseModel):
+class OpenAISettings(Section):
     kind: Literal["openai"] = "openai"
     base_url: str = "http://127.0.0.1:8001/v1"
     api_key: str = "EMPTY"
@@ -95,7 +101,7 @@ class OpenAISettings(BaseModel):
     timeout_s: float = 30.0
 
 
-class ChatSettings(BaseModel):
+class ChatSettings(Section):
     persona: str = (
         "Você é a Falante, uma assistente virtual brasileira simpática. Responda sempre em português do Brasil, "
         "em no máximo duas frases curtas e naturais, como numa conversa falada. Não use listas, markdown nem emojis."
@@ -105,7 +111,7 @@ class ChatSettings(BaseModel):
     history_tokens: int = 1200  # history budget; oldest turns are dropped first, the persona is kept
 
 
-class KokoroSettings(BaseModel):
+class KokoroSettings(Section):
     kind: Literal["kokoro"] = "kokoro"
     model: str = "bundled:kokoro-v1.0-int8"  # an .onnx file or "bundled:…"
     voices_file: str | None = None  # voices-v1.0.bin / .npz with pf_dora, pm_alex, pm_santa
@@ -119,7 +125,7 @@ class KokoroSettings(BaseModel):
     model_durations: bool = True  # expose Kokoro's predicted durations (needs `onnx`); else estimate timings
 
 
-class PiperSettings(BaseModel):
+class PiperSettings(Section):
     kind: Literal["piper"] = "piper"
     model: str = ""  # path to a pt_BR .onnx voice (its .onnx.json beside it)
     speed: float = 1.0
@@ -129,13 +135,13 @@ class PiperSettings(BaseModel):
     max_phonemes: int = 400  # per model call; longer sentences are split at clause boundaries
 
 
-class EspeakSettings(BaseModel):
+class EspeakSettings(Section):
     kind: Literal["espeak"] = "espeak"  # explicit non-neural fallback, never chosen silently
     voice: str = "pt-br"
     speed_wpm: int = 160
 
 
-class AvatarSettings(BaseModel):
+class AvatarSettings(Section):
     fps: int = 30
     smoothing_ms: float = 40.0  # coarticulation: how far a viseme bleeds into its neighbours
 
@@ -158,16 +164,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_ENV)
-        if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
-    """Settings from `path` (or $FALANTE_CONFIG) with env overrides on top."""
-    if path is not None:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        os.environ[CONFIG_ENV] = str(path)
-    return Settings()
+    """Settings from `path` (or $FALANTE_CONFIG) with FALANTE_ env overrides on top; defaults without a file."""
+    path = path or os.environ.get(CONFIG_ENV)
+    if not path:
+        return Settings()
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    from_file = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": str(path)}})
+    return Settings.model_validate(from_file().model_dump())

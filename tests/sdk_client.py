@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from falante.audio import float_to_pcm16_bytes
 @dataclass
 class Conversation:
     events: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: dict[str, float] = field(default_factory=dict)  # event type → perf_counter() of its first arrival
+    first_audio_at: float | None = None
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]
@@ -47,7 +50,11 @@ async def speak_and_listen(host: str, audio_24k: np.ndarray, *, chunk_ms: int = 
         try:
             async with asyncio.timeout(timeout):
                 async for event in conn:
+                    now = time.perf_counter()
                     conv.events.append(event.to_dict())
+                    conv.arrivals.setdefault(event.type, now)
+                    if event.type == "response.output_audio.delta" and conv.first_audio_at is None:
+                        conv.first_audio_at = now
                     if event.type == "response.done":
                         break
         finally:

@@ -114,7 +114,9 @@ def strip_markup(text: str) -> str:
     text = re.sub(r"^\s{0,3}#{1,6}\s*", "", text, flags=re.M)  # headings
     text = re.sub(r"^\s*>+\s?", "", text, flags=re.M)  # quotes
     text = re.sub(r"^\s*(?:[-*+•]|\d+[.)])\s+", "", text, flags=re.M)  # list bullets and numbers
-    text = re.sub(r"^\s*\|?(?:\s*:?-{3,}:?\s*\|)+\s*$", "", text, flags=re.M)  # table rules
+    text = re.sub(r"^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|?)+[ \t]*\n?", "", text, flags=re.M)  # table rules
+    text = re.sub(r"^[ \t]*\|(.*?)\|?[ \t]*$", lambda m: ", ".join(c.strip() for c in m.group(1).split("|")),
+                  text, flags=re.M)  # table rows → comma-separated cells
     text = text.replace("|", ", ")
     text = re.sub(r"(\*\*|__|~~)(.+?)\1", r"\2", text)
     text = re.sub(r"(?<![\w*])[*_](?!\s)(.+?)(?<!\s)[*_](?![\w*])", r"\1", text)

@@ -38,15 +38,15 @@ def to_timings(symbols: list[str], samples: list[int] | np.ndarray, total: int, 
     # Integer edges from the cumulative sum, rescaled so the last edge is exactly `total`.
     edges = np.rint(np.concatenate([[0.0], np.cumsum(counts)]) * (total / counts.sum())).astype(np.int64)
     merged: list[list] = []  # [phoneme, start, end]
-    pending_prefix = ""
+    pending_prefix, pending_start = "", None  # a stress mark's time belongs to the sound it marks
     for sym, start, end in zip(symbols, edges[:-1], edges[1:]):
         start, end = int(start), int(end)
         if sym in _PRE_MODIFIERS:
             pending_prefix += sym
-            sym = ""
-            if merged and merged[-1][0] == SIL:
-                merged[-1][2] = end
-                continue
+            pending_start = start if pending_start is None else pending_start
+            continue
+        if pending_start is not None and sym not in _PAUSE:
+            start, pending_start = pending_start, None
         if sym in _POST_MODIFIERS and merged and merged[-1][0] != SIL:
             merged[-1][0] += sym
             merged[-1][2] = end
@@ -62,6 +62,8 @@ def to_timings(symbols: list[str], samples: list[int] | np.ndarray, total: int, 
             continue
         merged.append([pending_prefix + sym, start, end])
         pending_prefix = ""
+    if pending_start is not None and merged:  # a stress mark with nothing after it
+        merged[-1][2] = total
     merged = [m for m in merged if m[2] > m[1]]
     if not merged:
         return (PhonemeTiming(SIL, 0, total),)

@@ -169,3 +169,18 @@ def test_frames_to_wire_is_compact_json():
         assert len(w["visemes"]) == 15 and all(v == round(v, 3) for v in w["visemes"])
         assert all(0 < v <= 1 and v == round(v, 3) for v in w["blendshapes"].values())
     assert wire[-1]["blendshapes"] == {} and wire[-1]["visemes"][0] == 1.0
+
+
+def test_kokoro_pause_symbols_and_trailing_silence_inside_a_phoneme_rest_the_mouth():
+    # Kokoro-style timings: "sil" pauses, and a final vowel whose duration runs 0.4 s into the trailing silence
+    t = np.arange(int(1.2 * SR)) / SR
+    audio = (0.3 * np.sin(2 * np.pi * 200 * t) * ((t >= 0.2) & (t < 0.6))).astype(np.float32)
+    timings = (PhonemeTiming("sil", 0, int(0.2 * SR)), PhonemeTiming("d", int(0.2 * SR), int(0.26 * SR)),
+               PhonemeTiming("ˈi", int(0.26 * SR), int(0.4 * SR)), PhonemeTiming("ɐ", int(0.4 * SR), int(1.0 * SR)),
+               PhonemeTiming("sil", int(1.0 * SR), int(1.2 * SR)))
+    tl = Timeline(fps=60, sample_rate=SR)
+    frames = tl.frames_for(SpeechChunk(audio, SR, timings), 0, SR)
+    active = [f.sample / SR for f in frames if f.visemes[0] < 0.5]
+    assert 0.17 <= active[0] <= 0.23  # no "s i l" letters: the mouth starts with the sound
+    assert 0.56 <= active[-1] <= 0.64  # and closes when the sound stops, not when the stretched "ɐ" ends
+    assert all(f.visemes[0] > 0.95 for f in frames if f.sample > 0.75 * SR)

@@ -80,6 +80,7 @@ class StandIn:
     port: int = 0
 
     async def __aenter__(self) -> "StandIn":
+        self._changed = asyncio.Condition()
         self._server = await serve(self._ws, "127.0.0.1", 0, process_request=self._http, max_size=1 << 20)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -91,6 +92,11 @@ class StandIn:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    async def wait_until(self, predicate, timeout: float = 5.0) -> None:
+        """Block until `predicate()` holds for what the page has sent (no sleeps)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
 
     def types(self) -> list[str]:
         return [e.get("type", "") for e in self.received]
@@ -129,6 +135,8 @@ class StandIn:
             async for raw in ws:
                 event = json.loads(raw)
                 self.received.append(event)
+                async with self._changed:
+                    self._changed.notify_all()
                 await self._on_event(ws, event, session)
         except ConnectionClosed:
             pass

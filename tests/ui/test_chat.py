@@ -50,8 +50,7 @@ async def test_chat_typed_message_gets_a_lip_synced_reply(page, chat_server, scr
     await page.screenshot(path=str(screenshots / "chat_speaking.png"))
     assert max(opens) > 0.3 and len({round(o, 2) for o in opens}) > 5
     await page.wait_for_function("() => falanteDebug.state === 'idle'", timeout=15_000)
-    await asyncio.sleep(0.4)
-    assert await page.evaluate("() => falanteDebug.mouthOpen") < 0.02
+    await page.wait_for_function("() => falanteDebug.mouthOpen < 0.01", timeout=2_000)
     log = await page.text_content(".fa-log")
     assert "Qual é o horário do museu?" in log and "Você escreveu: Qual é o horário do museu?" in log
     sent = [e for e in srv.received if e["type"] == "conversation.item.create"]
@@ -62,9 +61,7 @@ async def test_chat_typed_message_gets_a_lip_synced_reply(page, chat_server, scr
     await page.select_option(".fa-voice", "jm_kumo")
     await page.fill(".fa-persona", "Você é um guia de museu.")
     await page.click(".fa-apply")
-    async with asyncio.timeout(5):
-        while srv.types().count("session.update") < 2:
-            await asyncio.sleep(0.05)  # the page sent it; wait until the stand-in has read it
+    await srv.wait_until(lambda: srv.types().count("session.update") >= 2)
     update = [e for e in srv.received if e["type"] == "session.update"][-1]
     assert update["session"]["audio"]["output"]["voice"] == "jm_kumo"
     assert update["session"]["instructions"] == "Você é um guia de museu."

@@ -1,0 +1,109 @@
+"""Recognizer plumbing without weights: input conditioning, the priority pool, the finals batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from falante.config import FasterWhisperSettings
+from asr.executor import FINAL, PARTIAL, PriorityExecutor
+from asr.whisper import FasterWhisperRecognizer, prepare
+from tests.asr.helpers import SR, tone
+
+
+def test_prepare_rejects_garbage_and_skips_nothing_to_hear():
+    with pytest.raises(ValueError, match="NaN"):
+        prepare(np.array([0.0, np.nan] * 2000, dtype=np.float32))
+    with pytest.raises(ValueError, match="float samples"):
+        prepare(np.zeros(SR, dtype=np.int16))
+    assert prepare(np.zeros(0, dtype=np.float32)) is None
+    assert prepare(tone(0.05)) is None, "< 100 ms holds no word"
+    assert prepare(np.zeros(SR, dtype=np.float32)) is None
+    assert prepare(np.full(SR, 0.4, dtype=np.float32)) is None, "pure DC offset is silence"
+
+
+def test_prepare_removes_dc_and_bounds_clipping():
+    out = prepare(tone(1.0) * 5 + 0.5)
+    assert out is not None and abs(float(out.mean())) < 1e-3 and float(np.abs(out).max()) <= 1.0
+
+
+async def test_transcribe_before_load_is_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"load\(\) was not called"):
+        await FasterWhisperRecognizer().transcribe(tone(1.0))
+
+
+async def test_finals_jump_ahead_of_partials_and_cancelled_jobs_never_run():
+    pool = PriorityExecutor(1)
+    gate, order = threading.Event(), []
+    try:
+        started = threading.Event()
+        blocker_task = asyncio.ensure_future(pool.run(PARTIAL, lambda: (started.set(), gate.wait())))
+        await asyncio.to_thread(started.wait)  # the blocker occupies the only worker
+        partial = asyncio.ensure_future(pool.run(PARTIAL, order.append, "partial"))
+        dropped = asyncio.ensure_future(pool.run(PARTIAL, order.append, "dropped"))
+        final = asyncio.ensure_future(pool.run(FINAL, order.append, "final"))
+        await asyncio.sleep(0)  # let the three submit
+        dropped.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+        gate.set()
+        await asyncio.gather(blocker_task, partial, final)
+        assert order == ["final", "partial"]
+    finally:
+        pool.shutdown()
+
+
+async def test_a_cancelled_running_job_finishes_and_the_pool_keeps_working():
+    pool = PriorityExecutor(1)
+    started, gate, ran = threading.Event(), threading.Event(), []
+
+    def slow():
+        started.set()
+        gate.wait()
+        ran.append("slow")
+        return "dropped"
+
+    try:
+        task = asyncio.ensure_future(pool.run(FINAL, slow))
+        await asyncio.to_thread(started.wait)
+        task.cancel()
+        gate.set()
+        assert await pool.run(FINAL, lambda: "next") == "next"
+        assert ran == ["slow"] and task.cancelled()
+    finally:
+        pool.shutdown()
+
+
+async def test_errors_reach_the_caller():
+    pool = PriorityExecutor(1)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            await pool.run(FINAL, lambda: 1 / 0)
+    finally:
+        pool.shutdown()
+
+
+async def test_batch_finals_collects_what_queued_while_the_model_was_busy(monkeypatch):
+    rec = FasterWhisperRecognizer(FasterWhisperSettings(batch_finals=True))
+    rec._executor = PriorityExecutor(1)
+    rec.model = object()  # decode_batch is replaced below: no weights needed
+    batches: list[int] = []
+    monkeypatch.setattr(rec, "decode_batch", lambda audios, langs: batches.append(len(audios)) or
+                        [f"{len(a) / SR:.1f}" for a in audios])
+    gate = threading.Event()
+    try:
+        started = threading.Event()
+        busy = asyncio.ensure_future(rec._executor.run(FINAL, lambda: (started.set(), gate.wait())))
+        await asyncio.to_thread(started.wait)
+        calls = [asyncio.ensure_future(rec.transcribe(tone(s))) for s in (1.0, 2.0, 3.0)]
+        while rec._executor.pending < 3:
+            await asyncio.sleep(0.001)
+        gate.set()
+        assert await asyncio.gather(*calls) == ["1.0", "2.0", "3.0"]
+        await busy
+        assert batches == [3], "three finals queued behind a busy model are decoded as one batch"
+    finally:
+        rec.close()

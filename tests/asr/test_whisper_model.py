@@ -1,0 +1,68 @@
+"""The real bundled Whisper base (int8, CPU): one load, input robustness, long audio, cancel safety, batching."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from asr.wer import corpus_wer
+from tests.asr.helpers import SR, clip, concat, manifest, silence
+
+pytestmark = pytest.mark.model
+
+BY_FILE = {m["file"]: m for m in manifest()}
+
+
+async def test_loads_once_and_transcribes_a_clip(whisper):
+    whisper.load()  # a second call is a no-op
+    assert whisper.load_count == 1
+    text = await whisper.transcribe(clip("d14_jm_kumo.wav"))
+    assert corpus_wer([BY_FILE["d14_jm_kumo.wav"]["text_spoken"]], [text]) <= 0.2, text
+
+
+async def test_bad_and_empty_input(whisper):
+    with pytest.raises(ValueError, match="NaN"):
+        await whisper.transcribe(np.full(SR, np.nan, dtype=np.float32))
+    started = time.perf_counter()
+    assert await whisper.transcribe(np.zeros(0, dtype=np.float32)) == ""
+    assert await whisper.transcribe(np.zeros(SR * 2, dtype=np.float32)) == ""
+    assert time.perf_counter() - started < 0.05, "silence and empty audio never reach the model"
+
+
+async def test_dc_offset_and_resampled_input_still_recognised(whisper):
+    from falante.audio import resample
+
+    audio = clip("d16_jm_kumo.wav")
+    via_8k = resample(resample(audio, SR, 8_000), 8_000, SR) + 0.2  # telephone band + DC offset
+    text = await whisper.transcribe(via_8k)
+    assert corpus_wer([BY_FILE["d16_jm_kumo.wav"]["text_spoken"]], [text]) <= 0.3, text
+
+
+async def test_more_than_a_minute_of_speech(whisper):
+    names = ["d27_jf_alpha.wav", "d28_jm_kumo.wav", "d29_jf_alpha.wav", "d30_jm_kumo.wav",
+             "d12_jm_kumo.wav", "d19_jf_alpha.wav", "d20_jm_kumo.wav", "d23_jf_alpha.wav"]
+    audio = concat([concat([clip(n), silence(0.5)]) for n in names])
+    assert len(audio) > 60 * SR
+    text = await whisper.transcribe(audio)
+    reference = " ".join(BY_FILE[n]["text_spoken"] for n in names)
+    assert corpus_wer([reference], [text]) <= 0.2, text
+
+
+async def test_cancelled_decode_does_not_poison_the_shared_model(whisper):
+    first = asyncio.ensure_future(whisper.transcribe(clip("d27_jf_alpha.wav")))
+    while whisper._executor.pending:  # wait until a worker has taken it
+        await asyncio.sleep(0.005)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    text = await whisper.transcribe(clip("d08_jm_kumo.wav"))
+    assert corpus_wer([BY_FILE["d08_jm_kumo.wav"]["text_spoken"]], [text]) <= 0.25, text
+
+
+async def test_batched_finals_decode_like_single_ones(whisper):
+    names = ["d14_jm_kumo.wav", "d16_jm_kumo.wav", "d26_jm_kumo.wav"]
+    texts = await asyncio.to_thread(whisper.decode_batch, [clip(n) for n in names], ["pt"] * 3)
+    assert corpus_wer([BY_FILE[n]["text_spoken"] for n in names], texts) <= 0.15, texts
