@@ -98,11 +98,11 @@ async def _finish(session: "Session", turn: "Turn", keep_history: bool) -> None:
         if stage != "cancel":
             metrics.observe(stage, seconds)
     metrics.audio_seconds_out.inc(turn.samples_sent / turn.options.out_rate)
+    await emit({"type": "falante.response.metrics", "response_id": rid,
+                "latency_ms": {k: round(v * 1000, 1) for k, v in turn.timings.items()},
+                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate})
     await emit({"type": "response.done", "response": {
         "id": rid, "object": "realtime.response", "status": status, "status_details": details, "output": [item],
         "output_modalities": ["audio" if turn.options.audio else "text"],
         "usage": None, "metadata": None}})
-    await emit({"type": "falante.response.metrics", "response_id": rid,
-                "latency_ms": {k: round(v * 1000, 1) for k, v in turn.timings.items()},
-                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate})
     await emit({"type": "falante.avatar.state", "state": "idle", "expression": "neutral"})

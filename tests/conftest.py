@@ -112,3 +112,13 @@ async def client_for() -> AsyncIterator[Callable[..., Any]]:
             yield client
 
     yield connect
+
+
+@pytest.fixture(scope="session")
+async def real_server():
+    """The embedded default (real offline models) on a loopback port, built once for the whole test run."""
+    settings = Settings()
+    settings.server.ui = False
+    app = create_app(settings)
+    async with running(app, settings) as host:
+        yield host, app

@@ -135,7 +135,12 @@ class KokoroSynthesizer(PieceSynthesizer):
         import onnxruntime as ort
 
         model = resolve_model(self.settings.model)
-        patched = with_duration_output(model) if self.settings.model_durations else None
+        patched = None
+        if self.settings.model_durations:
+            try:
+                patched = with_duration_output(model)
+            except Exception as exc:  # a file onnx cannot parse: let onnxruntime give the definitive error below
+                log.warning("cannot expose Kokoro durations (%s); timings will be estimated", exc)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.settings.threads
         opts.inter_op_num_threads = 1

@@ -1,0 +1,96 @@
+"""One contract suite for every backend, fake and real, so the fakes used by fast tests cannot drift.
+
+The real backends are the ones the embedded-default server loaded (tests/conftest.py: `real_server`), so this
+suite costs no extra model load.
+"""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from falante.config import VadSettings
+from falante.types import (ASR_SAMPLE_RATE, LanguageModel, SpeechChunk, SpeechRecognizer, SpeechStarted,
+                           SpeechStopped, SpeechSynthesizer, Transcript, ChatMessage)
+from tests.conftest import dev_clip, dev_manifest, fake_backends
+
+REAL = pytest.param("real", marks=pytest.mark.model)
+
+
+@pytest.fixture(params=["fake", REAL])
+async def backends(request):
+    if request.param == "fake":
+        b = fake_backends()
+        await b.start()
+        return b
+    _, app = request.getfixturevalue("real_server")
+    return app.state.falante.backends
+
+
+async def test_recognizer_contract(backends):
+    rec = backends.recognizer
+    assert isinstance(rec, SpeechRecognizer)
+    clip = dev_clip("d05_jf_alpha.wav", ASR_SAMPLE_RATE)
+    text = await rec.transcribe(clip, language="pt")
+    assert isinstance(text, str) and text.strip()
+    assert await rec.transcribe(np.zeros(0, np.float32)) == ""
+    with pytest.raises(ValueError, match="(?i)nan|finite"):
+        await rec.transcribe(np.full(16000, np.nan, np.float32))
+    task = asyncio.create_task(rec.transcribe(clip))  # a cancelled call must not poison the shared model
+    await asyncio.sleep(0)
+    task.cancel()
+    assert (await rec.transcribe(clip, language="pt")).strip()
+
+
+async def test_listener_contract(backends):
+    clip_info = next(m for m in dev_manifest() if m["file"] == "d05_jf_alpha.wav")
+    audio = np.concatenate([dev_clip(clip_info["file"], ASR_SAMPLE_RATE), np.zeros(8000, np.float32)])
+    listener = backends.make_listener(VadSettings(), "pt")
+
+    async def chunks():
+        for i in range(0, len(audio), 1600):
+            yield audio[i:i + 1600]
+
+    events = [ev async for ev in listener.events(chunks())]
+    kinds = [type(ev) for ev in events]
+    assert kinds.index(SpeechStarted) < kinds.index(SpeechStopped) < max(
+        i for i, ev in enumerate(events) if isinstance(ev, Transcript) and ev.final)
+    started = next(ev for ev in events if isinstance(ev, SpeechStarted))
+    stopped = next(ev for ev in events if isinstance(ev, SpeechStopped))
+    assert abs(started.sample / ASR_SAMPLE_RATE - clip_info["speech_start_s"]) < 0.2
+    assert abs(stopped.sample / ASR_SAMPLE_RATE - clip_info["speech_end_s"]) < 0.3
+    final = next(ev for ev in events if isinstance(ev, Transcript) and ev.final)
+    assert final.text.strip()
+
+
+async def test_llm_contract(backends):
+    llm = backends.llm
+    assert isinstance(llm, LanguageModel)
+    messages = [ChatMessage("system", "Responda em português, numa frase."), ChatMessage("user", "Oi, tudo bem?")]
+    deltas = [d async for d in llm.complete(messages, max_tokens=16, temperature=0.0)]
+    assert deltas and all(isinstance(d, str) for d in deltas) and "".join(deltas).strip()
+    stream = llm.complete(messages, max_tokens=200, temperature=0.0)
+    first = await anext(stream)
+    assert isinstance(first, str)
+    await stream.aclose()  # cancelling mid-generation aborts it in the engine
+
+
+async def test_tts_contract(backends):
+    tts = backends.tts
+    assert isinstance(tts, SpeechSynthesizer)
+    voices = tts.voices()
+    assert voices
+    chunks = [c async for c in tts.synthesize("Olá, tudo bem? Eu sou a Falante.", voice=voices[-1])]
+    assert chunks
+    for chunk in chunks:
+        assert isinstance(chunk, SpeechChunk) and chunk.sample_rate == tts.sample_rate
+        assert chunk.audio.dtype == np.float32 and chunk.audio.ndim == 1 and len(chunk.audio) > 0
+        assert np.all(np.isfinite(chunk.audio)) and np.abs(chunk.audio).max() <= 1.0
+        assert chunk.phonemes and chunk.text
+        starts = [p.start_sample for p in chunk.phonemes]
+        assert starts == sorted(starts)
+        assert all(0 <= p.start_sample <= p.end_sample <= len(chunk.audio) for p in chunk.phonemes)
+    assert sum(len(c.audio) for c in chunks) / tts.sample_rate > 1.0
+    stream = tts.synthesize("Uma frase. Outra frase. Mais uma frase para cancelar.")
+    await anext(stream)
+    await stream.aclose()
