@@ -27,6 +27,7 @@ _LIP_VISEMES = {VISEME_INDEX["PP"], VISEME_INDEX["FF"]}
 _TONGUE_VISEMES = {VISEME_INDEX[v] for v in ("TH", "DD", "kk", "nn")}
 _MERGE_GAP_S = 0.03  # gaps between phonemes shorter than this are not pauses
 _KEEP_S = 1.0  # history kept for coarticulation across chunks
+_MAX_ADVANCE_S = 0.15  # how far a phoneme may be moved earlier to meet its sound
 _SILENT_RUN_S = 0.09  # silence this long inside a chunk is a pause (stop closures are shorter)
 
 
@@ -69,6 +70,7 @@ def _gate_by_energy(pieces: list[tuple[str, float, float]], chunk: SpeechChunk,
     runs = [(start + a, start + b) for a, b in _silent_runs(chunk.audio, chunk.sample_rate)]
     if not runs:
         return pieces
+    pieces = _advance_onsets(pieces, runs)
     out = []
     for sym, a, b in pieces:
         segs = [(a, b)]
@@ -76,6 +78,23 @@ def _gate_by_energy(pieces: list[tuple[str, float, float]], chunk: SpeechChunk,
             segs = [piece for sa, sb in segs
                     for piece in ((sa, min(sb, ra)), (max(sa, rb), sb)) if piece[1] - piece[0] > 1e-6]
         out += [(sym, sa, sb) for sa, sb in segs]
+    return out
+
+
+def _advance_onsets(pieces: list[tuple[str, float, float]],
+                    runs: list[tuple[float, float]]) -> list[tuple[str, float, float]]:
+    """Start a phoneme that follows a pause where its sound starts: TTS pause durations often overrun the onset."""
+    out = list(pieces)
+    for i, (sym, a, b) in enumerate(out):
+        if sym == SILENCE or (i and out[i - 1][0] != SILENCE and a - out[i - 1][2] < _MERGE_GAP_S):
+            continue
+        onset = max((rb for ra, rb in runs if ra < a and a - _MAX_ADVANCE_S <= rb < a), default=None)
+        if onset is None:
+            continue
+        out[i] = (sym, onset, b)
+        if i and out[i - 1][0] == SILENCE:
+            prev = out[i - 1]
+            out[i - 1] = (prev[0], prev[1], max(prev[1], min(prev[2], onset)))
     return out
 
 

@@ -101,6 +101,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--g2p", nargs="+", default=["espeak", "piper", "gruut"])
     parser.add_argument("--skip-g2p", action="store_true", help="only speed/latency/memory")
+    parser.add_argument("--voice-wer", nargs="*", default=[], metavar="VOICE",
+                        help="round-trip WER of every dev sentence spoken by each of these voices (espeak G2P)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -149,6 +151,16 @@ async def main() -> None:
                 hyps.append(transcribe(model, audio))
             out["g2p"][engine] = {"wer": corpus_wer(refs, hyps), "hypotheses": hyps}
             print(engine, "WER", round(out["g2p"][engine]["wer"], 3), flush=True)
+    if args.voice_wer:
+        from asr.wer import corpus_wer
+
+        model = whisper()
+        tts.settings = tts.settings.model_copy(update={"g2p": "espeak"})
+        out["voice_wer"] = {}
+        for voice in args.voice_wer:
+            hyps = [transcribe(model, (await speak(tts, text, voice))[0]) for text, _, _ in rows]
+            out["voice_wer"][voice] = corpus_wer([spoken for _, spoken, _ in rows], hyps)
+            print(voice, "WER", round(out["voice_wer"][voice], 3), flush=True)
     out["loadavg_end"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))

@@ -61,6 +61,7 @@ class Session:
         self._listener_base = 0
         self._speech: tuple[str, int] | None = None  # (item_id, start sample) while the user speaks
         self._t_speech_stopped = 0.0
+        self._partial_sent = ""  # partial transcript text already sent as deltas
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -266,6 +267,7 @@ class Session:
         ms = lambda sample: (self._listener_base + sample) * 1000 // ASR_SAMPLE_RATE  # noqa: E731
         if isinstance(ev, SpeechStarted):
             self._speech = (p.new_id("item"), self._listener_base + ev.sample)
+            self._partial_sent = ""
             await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": ms(ev.sample),
                              "item_id": self._speech[0]})
             await self.emit({"type": "falante.avatar.state", "state": "listening", "expression": "neutral"})
@@ -279,8 +281,12 @@ class Session:
             await self._committed(item_id)
         elif isinstance(ev, Transcript) and self._speech:
             if not ev.final:
+                # OpenAI deltas only append; a partial may revise its tail, so `text` (extension) has it whole.
+                sent = self._partial_sent
+                delta = ev.text[len(sent):] if ev.text.startswith(sent) else ""
+                self._partial_sent = ev.text if delta or not sent else sent
                 await self.emit({"type": "conversation.item.input_audio_transcription.delta",
-                                 "item_id": self._speech[0], "content_index": 0, "delta": ev.text})
+                                 "item_id": self._speech[0], "content_index": 0, "delta": delta, "text": ev.text})
                 return
             item_id, _ = self._speech
             self._speech = None

@@ -17,12 +17,17 @@ from tests.conftest import dev_clip, dev_manifest, fake_backends
 REAL = pytest.param("real", marks=pytest.mark.model)
 
 
+@pytest.fixture
+async def started_fakes():
+    fakes = fake_backends()
+    await fakes.start()
+    return fakes
+
+
 @pytest.fixture(params=["fake", REAL])
-async def backends(request):
+def backends(request):
     if request.param == "fake":
-        b = fake_backends()
-        await b.start()
-        return b
+        return request.getfixturevalue("started_fakes")
     _, app = request.getfixturevalue("real_server")
     return app.state.falante.backends
 

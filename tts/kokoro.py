@@ -173,7 +173,8 @@ class KokoroSynthesizer(PieceSynthesizer):
         def g2p(text: str) -> str:
             return phonemize(text, self.settings.g2p)
 
-        pieces = fit_pieces(sentence, g2p, lambda ph: len(self._tokens(ph)), min(self.settings.max_tokens, MAX_TOKENS))
+        limit = min(self.settings.max_tokens, MAX_TOKENS)
+        pieces = fit_pieces(sentence, g2p, lambda ph: len(self._tokens(ph)), limit)
         out = []
         for text, phonemes in pieces:
             symbols = tuple(self._tokens(phonemes))
@@ -195,5 +196,5 @@ class KokoroSynthesizer(PieceSynthesizer):
             samples = np.asarray(outputs[1], dtype=np.float64).ravel() * FRAME_SAMPLES
         else:
             samples = estimate_samples(symbols, audio, SAMPLE_RATE)
-        return SpeechChunk(audio=audio, sample_rate=SAMPLE_RATE, phonemes=to_timings(symbols, samples, len(audio), MIN_PAUSE),
-                           text=piece.text)
+        timings = to_timings(symbols, samples, len(audio), MIN_PAUSE)
+        return SpeechChunk(audio=audio, sample_rate=SAMPLE_RATE, phonemes=timings, text=piece.text)

@@ -8,7 +8,8 @@ its middle, recursively, so pieces stay natural phrases.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["split_sentences", "fit_pieces"]
 

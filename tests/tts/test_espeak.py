@@ -30,8 +30,8 @@ async def test_espeak_speaks_clauses_with_timings():
 async def test_espeak_speed_changes_duration():
     synth = EspeakSynthesizer(EspeakSettings())
     synth.load()
-    slow = sum(len(c.audio) async for c in synth.synthesize("Um dois três quatro cinco.", speed=0.6))
-    fast = sum(len(c.audio) async for c in synth.synthesize("Um dois três quatro cinco.", speed=1.6))
+    slow = sum([len(c.audio) async for c in synth.synthesize("Um dois três quatro cinco.", speed=0.6)])
+    fast = sum([len(c.audio) async for c in synth.synthesize("Um dois três quatro cinco.", speed=1.6)])
     assert fast < slow * 0.7
 
 
