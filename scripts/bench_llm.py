@@ -34,7 +34,7 @@ def build(args: argparse.Namespace):
         return LlamaCppLanguageModel(LlamaCppSettings(model=args.model, n_ctx=1024))
     from llm.vllm_engine import VllmLanguageModel
 
-    settings = VllmSettings(model=args.model, max_model_len=1024, max_num_seqs=8, kv_cache_gib=1,
+    settings = VllmSettings(model=args.model, max_model_len=1024, max_num_seqs=8, kv_cache_gib=1, dtype=args.dtype,
                             enforce_eager=args.enforce_eager)
     return VllmLanguageModel(settings)
 
@@ -67,6 +67,7 @@ async def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--enforce-eager", action="store_true")
+    parser.add_argument("--dtype", default="auto", help="vllm: auto (bfloat16 here) | float32")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -78,7 +79,7 @@ async def main() -> None:
     await run_round(llm, 1, 8, persona)  # warm-up
     rounds = [await run_round(llm, n, args.max_tokens, persona) for n in args.sessions]
     await llm.close()
-    report = {"backend": args.backend, "model": args.model, "enforce_eager": args.enforce_eager,
+    report = {"backend": args.backend, "model": args.model, "enforce_eager": args.enforce_eager, "dtype": args.dtype,
               "start_s": round(start_s, 1), "rounds": rounds}
     print(json.dumps(report, indent=2))
     if args.json:

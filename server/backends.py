@@ -7,6 +7,7 @@ which `kind`, and it imports a backend's module only when that backend is chosen
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ def build_backends(settings: Settings) -> Backends:
 
     recognizer = FasterWhisperRecognizer(settings.asr)
     vad = SileroVadModel()
-    llm = _build_llm(settings)
+    llm = build_llm(settings)
     tts = build_tts(settings)
 
     def make_listener(vad_settings: VadSettings, language: str) -> Listener:
@@ -76,25 +77,21 @@ def build_backends(settings: Settings) -> Backends:
                     loaders=[recognizer.load, vad.load, tts.load])
 
 
-def _build_llm(settings: Settings) -> LanguageModel:
-    cfg = settings.llm
-    if cfg.kind == "vllm":
-        from llm.vllm_engine import VllmLanguageModel
-        return VllmLanguageModel(cfg)
-    if cfg.kind == "llama-cpp":
-        from llm.llamacpp import LlamaCppLanguageModel
-        return LlamaCppLanguageModel(cfg)
-    from llm.remote import OpenAICompatLanguageModel
-    return OpenAICompatLanguageModel(cfg)
+# kind → (module, class); the module is imported only when its backend is chosen.
+LLM_BACKENDS = {"vllm": ("llm.vllm_engine", "VllmLanguageModel"),
+                "llama-cpp": ("llm.llamacpp", "LlamaCppLanguageModel"),
+                "openai": ("llm.remote", "OpenAICompatLanguageModel")}
+
+
+def _construct(table: dict[str, tuple[str, str]], cfg: Any) -> Any:
+    module, name = table[cfg.kind]
+    return getattr(importlib.import_module(module), name)(cfg)
+
+
+def build_llm(settings: Settings) -> LanguageModel:
+    return _construct(LLM_BACKENDS, settings.llm)
 
 
 def build_tts(settings: Settings) -> SpeechSynthesizer:
-    cfg = settings.tts
-    if cfg.kind == "kokoro":
-        from tts.kokoro import KokoroSynthesizer
-        return KokoroSynthesizer(cfg)
-    if cfg.kind == "piper":
-        from tts.piper import PiperSynthesizer
-        return PiperSynthesizer(cfg)
-    from tts.espeak import EspeakSynthesizer
-    return EspeakSynthesizer(cfg)
+    from tts.factory import build_synthesizer  # imports the chosen backend's module only
+    return build_synthesizer(settings.tts)

@@ -22,7 +22,7 @@ from falante.types import SpeechChunk
 from tts.base import PieceSynthesizer
 from tts.g2p import phonemize
 from tts.segment import fit_pieces
-from tts.timing import SIL, estimate_samples, to_timings
+from tts.timing import SIL, estimate_samples, to_timings, trim_to_energy
 
 __all__ = ["KokoroSynthesizer", "KokoroError"]
 
@@ -196,5 +196,5 @@ class KokoroSynthesizer(PieceSynthesizer):
             samples = np.asarray(outputs[1], dtype=np.float64).ravel() * FRAME_SAMPLES
         else:
             samples = estimate_samples(symbols, audio, SAMPLE_RATE)
-        timings = to_timings(symbols, samples, len(audio), MIN_PAUSE)
+        timings = trim_to_energy(to_timings(symbols, samples, len(audio), MIN_PAUSE), audio, SAMPLE_RATE)
         return SpeechChunk(audio=audio, sample_rate=SAMPLE_RATE, phonemes=timings, text=piece.text)

@@ -18,7 +18,7 @@ from falante.config import PiperSettings
 from falante.types import SpeechChunk
 from tts.base import PieceSynthesizer
 from tts.segment import fit_pieces
-from tts.timing import SIL, estimate_samples, to_timings
+from tts.timing import SIL, estimate_samples, to_timings, trim_to_energy
 
 __all__ = ["PiperError", "PiperSynthesizer"]
 
@@ -141,5 +141,6 @@ class PiperSynthesizer(PieceSynthesizer):
             samples = [int(np.sum(id_samples[a:b])) for a, b in zip(edges[:-1], edges[1:])]
         else:
             samples = estimate_samples(list(piece.symbols), audio, self.sample_rate)
-        timings = to_timings(list(piece.symbols), samples, len(audio), self.sample_rate // 10)
+        timings = trim_to_energy(to_timings(list(piece.symbols), samples, len(audio), self.sample_rate // 10),
+                                 audio, self.sample_rate)
         return SpeechChunk(audio=audio, sample_rate=self.sample_rate, phonemes=timings, text=piece.text)

@@ -12,7 +12,7 @@ import numpy as np
 
 from falante.types import PhonemeTiming
 
-__all__ = ["SIL", "estimate_samples", "speech_bounds", "to_timings"]
+__all__ = ["SIL", "estimate_samples", "speech_bounds", "to_timings", "trim_to_energy"]
 
 SIL = "sil"
 _PAUSE = set(" ,.;:!?—…\"()“”") | {SIL, ""}
@@ -149,3 +149,35 @@ def estimate_samples(symbols: list[str], audio: np.ndarray, sample_rate: int) ->
     edges = np.maximum.accumulate(np.clip(edges, 0, len(audio)))
     edges[0], edges[-1] = 0, len(audio)
     return [int(b - a) for a, b in zip(np.rint(edges[:-1]), np.rint(edges[1:]))]
+
+
+def trim_to_energy(timings: tuple[PhonemeTiming, ...], audio: np.ndarray, sample_rate: int,
+                   threshold_db: float = -35.0, keep_ms: float = 50.0) -> tuple[PhonemeTiming, ...]:
+    """Give the silent tail (head) of a sound next to a pause to that pause.
+
+    Why: duration predictors (Kokoro's) let a phrase-final vowel "own" the fade-out before a pause — up to half a
+    second of silence during which the avatar's mouth would stay open.
+    """
+    hop = max(1, sample_rate // 100)
+    env = _envelope(audio, hop)
+    if env.size == 0 or env.max() <= 1e-6:
+        return timings
+    loud = 20 * np.log10(env / env.max() + 1e-12) > threshold_db
+    keep = int(keep_ms * sample_rate / 1000)
+    out = [[t.phoneme, t.start_sample, t.end_sample] for t in timings]
+    for i, (ph, start, end) in enumerate(out):
+        if ph == SIL:
+            continue
+        f0, f1 = start // hop, min(env.size, -(-end // hop))
+        frames = np.nonzero(loud[f0:f1])[0]
+        if i + 1 < len(out) and out[i + 1][0] == SIL:
+            last = (f0 + frames[-1] + 1) * hop if frames.size else start
+            new_end = max(min(end, last), start + keep)
+            if new_end < end:
+                out[i][2] = out[i + 1][1] = new_end
+        if i > 0 and out[i - 1][0] == SIL:
+            first = (f0 + frames[0]) * hop if frames.size else end
+            new_start = min(max(out[i][1], first), out[i][2] - keep)
+            if new_start > out[i][1]:
+                out[i][1] = out[i - 1][2] = new_start
+    return tuple(PhonemeTiming(p, s, e) for p, s, e in out if e > s)

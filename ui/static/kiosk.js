@@ -4,6 +4,7 @@ import { FalanteClient, pageParams } from './falante-client.js';
 import { createAvatar } from './avatars.js';
 
 const $ = (id) => document.getElementById(id);
+const LABELS = { idle: 'pronta', listening: 'ouvindo…', thinking: 'pensando…', speaking: 'falando' };
 
 export async function main() {
   const p = pageParams({ voice: 'jf_alpha', renderer: '2d', reset: '90', greeting: 'Olá! Eu sou a Falante. Como posso ajudar?' });
@@ -38,7 +39,11 @@ export async function main() {
     const client = new FalanteClient({ url: p.ws || undefined, token: p.token || null, voice: p.voice,
       instructions: p.persona || null, vad: p.vad !== 'off' });
     dbg.client = client;
-    client.addEventListener('state', (e) => { $('status').dataset.state = e.detail.state; if (e.detail.state !== 'idle') touch(); });
+    client.addEventListener('state', (e) => {
+      $('status').dataset.state = e.detail.state;
+      $('status-text').textContent = LABELS[e.detail.state] || e.detail.state;
+      if (e.detail.state !== 'idle') touch();
+    });
     client.addEventListener('transcript', (e) => {
       touch();
       caption('user-line', e.detail.text, e.detail.final);
