@@ -66,3 +66,16 @@ def test_estimator_puts_silence_at_the_edges_and_the_pause_in_the_gap():
     assert len(pause) == 1
     centre = (pause[0].start_sample + pause[0].end_sample) / 2
     assert 4800 + 9600 < centre < 4800 + 9600 + 7200  # inside the real gap
+
+
+def test_trim_to_energy_gives_a_silent_tail_to_the_following_pause():
+    from falante.types import PhonemeTiming
+    from tts.timing import trim_to_energy
+
+    rate = 24_000
+    audio = np.concatenate([tone(0.2), np.zeros(rate // 2)]).astype(np.float32)  # vowel, then 0.5 s of silence
+    timings = (PhonemeTiming("a", 0, 16_800), PhonemeTiming(SIL, 16_800, len(audio)))
+    trimmed = trim_to_energy(timings, audio, rate)
+    assert_covers(trimmed, len(audio))
+    assert abs(trimmed[0].end_sample - int(0.2 * rate)) <= rate // 100
+    assert trim_to_energy(timings, np.zeros_like(audio), rate) == timings  # silence: nothing to refine
