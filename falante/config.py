@@ -83,6 +83,7 @@ class VllmSettings(Section):
     enable_prefix_caching: bool = True
     dtype: str = "auto"
     enforce_eager: bool = False  # skip torch.compile/graph capture: faster start-up, slower decode
+    cpu_threads_bind: str | None = None  # CPU: VLLM_CPU_OMP_THREADS_BIND; None = "nobind" on <= 4 cores, else "auto"
 
 
 class LlamaCppSettings(Section):
@@ -115,7 +116,7 @@ class KokoroSettings(Section):
     kind: Literal["kokoro"] = "kokoro"
     model: str = "bundled:kokoro-v1.0-int8"  # an .onnx file or "bundled:…"
     voices_file: str | None = None  # voices-v1.0.bin / .npz with pf_dora, pm_alex, pm_santa
-    voice: str = "jf_alpha"
+    voice: str = "jm_kumo"  # best pt-BR round trip of the bundled voices (docs/benchmarks.md)
     speed: float = 1.0
     device: str = "cpu"  # "cuda" → CUDAExecutionProvider
     threads: int = 2

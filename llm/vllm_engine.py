@@ -49,6 +49,20 @@ def _scheduler_gauge_factory(owner: "VllmLanguageModel") -> Any:
     return SchedulerGauge
 
 
+def cpu_environment(settings: VllmSettings) -> dict[str, str]:
+    """vLLM-on-CPU variables falante sets (users never do): KV cache GiB, one engine process, thread binding.
+
+    Binding: vLLM's "auto" reserves a core for its scheduler and pins one OMP thread per remaining core, which on a
+    2-core kiosk leaves the model one pinned thread; unpinned ("nobind") decoded 2x faster here (2-core, shared).
+    """
+    bind = settings.cpu_threads_bind or ("nobind" if (os.cpu_count() or 1) <= 4 else "auto")
+    return {
+        "VLLM_CPU_KVCACHE_SPACE": str(max(1, math.ceil(settings.kv_cache_gib))),  # vLLM reads whole GiB
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # model workers inside the engine process: one fewer process
+        "VLLM_CPU_OMP_THREADS_BIND": bind,
+    }
+
+
 class VllmLanguageModel:
     """`falante.types.LanguageModel` on vLLM's AsyncLLM. Construct cheaply; `await start()` loads the model."""
 
@@ -70,8 +84,7 @@ class VllmLanguageModel:
         s = self.settings
         self.model_path = await asyncio.to_thread(resolve_hf, s.model)  # may convert GGUF once (minutes)
         if s.device == "cpu":
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(s.kv_cache_gib)))
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # workers in the engine process: one fewer process
+            os.environ.update(cpu_environment(s))
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM

@@ -14,7 +14,7 @@ import pytest_asyncio
 from falante.config import VllmSettings
 from falante.types import ChatMessage, LanguageModel
 from llm.errors import LLMError
-from llm.vllm_engine import VllmLanguageModel
+from llm.vllm_engine import VllmLanguageModel, cpu_environment
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -115,6 +115,17 @@ async def test_bad_input_raises_clear_errors(llm):
         [d async for d in llm.complete([ChatMessage("user", "palavra " * 400)])]
     # the engine keeps serving after bad input
     assert [d async for d in llm.complete(MESSAGES, max_tokens=4)]
+
+
+async def test_cpu_environment_is_set_by_falante(monkeypatch):
+    env = cpu_environment(VllmSettings(kv_cache_gib=1.5))
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"  # whole GiB, rounded up
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert cpu_environment(VllmSettings())["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert cpu_environment(VllmSettings())["VLLM_CPU_OMP_THREADS_BIND"] == "auto"
+    assert cpu_environment(VllmSettings(cpu_threads_bind="0-31"))["VLLM_CPU_OMP_THREADS_BIND"] == "0-31"
 
 
 async def test_start_failure_is_an_llm_error(tmp_path):
