@@ -122,7 +122,7 @@ class SessionConfig:
     def vad_key(self) -> tuple:
         return (self.turn_detection is None, self.vad, self.language)
 
-    def describe(self, session_id: str) -> dict[str, Any]:
+    def describe(self, session_id: str, voices: list[str] | None = None) -> dict[str, Any]:
         td = self.turn_detection.model_dump(exclude_none=True) if self.turn_detection else None
         return {
             "id": session_id, "object": "realtime.session", "type": "realtime", "model": "falante",
@@ -136,7 +136,8 @@ class SessionConfig:
                            "speed": self.speed},
             },
             "tools": [], "tool_choice": "auto", "tracing": None,
-            "falante": {"protocol": p.PROTOCOL_VERSION, "barge_in_min_ms": self.vad.barge_in_min_ms},
+            "falante": {"protocol": p.PROTOCOL_VERSION, "barge_in_min_ms": self.vad.barge_in_min_ms,
+                        "voices": voices or []},
         }
 
 

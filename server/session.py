@@ -65,7 +65,7 @@ class Session:
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
-        await self.emit({"type": "session.created", "session": self.config.describe(self.id)})
+        await self.emit({"type": "session.created", "session": self.config.describe(self.id, self.backends.tts.voices())})
         self._restart_listener()
 
     async def close(self) -> None:
@@ -127,7 +127,7 @@ class Session:
             self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
         if self.config.vad_key() != old_vad:
             self._restart_listener()
-        await self.emit({"type": "session.updated", "session": self.config.describe(self.id)})
+        await self.emit({"type": "session.updated", "session": self.config.describe(self.id, self.backends.tts.voices())})
 
     async def _on_input_audio_buffer_append(self, event: p.AppendEvent) -> None:
         try:
