@@ -35,7 +35,7 @@ class PriorityExecutor:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, priority: int, fn: Callable[..., T], *args: Any) -> "Future[T]":
+    def submit(self, priority: int, fn: Callable[..., T], *args: Any) -> Future[T]:
         fut: Future[T] = Future()
         with self._cond:
             if self._closed:

@@ -3,8 +3,9 @@
 Why this shape:
 - Audio intake never waits for the model: decodes run as tasks, and the event loop below waits on "next chunk" and
   "a decode finished" together. Events are yielded in order; events after a SpeechStopped wait for its final.
-- Partials: LocalAgreement-2 over a growing window, decoded at most every `partial_interval_ms` of audio, one in
-  flight per session. A partial's text = the committed words (two consecutive decodes agreed; never revised by later
+- Partials: LocalAgreement-2 over a growing window, decoded at most every `partial_interval_ms` of audio (and no
+  sooner than twice the last partial's decode time, so a slow shared model stays half idle), one in flight per
+  session. A partial's text = the committed words (two consecutive decodes agreed; never revised by later
   partials) + the newest decode's unconfirmed tail (may change), so the first words show up after one decode.
   Windows longer than `partial_window_s` are cut at a pause; the cut piece gets a final-quality decode in the
   background, so finals stay fast at any length.
@@ -49,7 +50,9 @@ class _Utterance:
     previous: list[str] = field(default_factory=list)  # words of the last partial hypothesis
     committed: list[str] = field(default_factory=list)  # agreed words of the current window
     partial_task: asyncio.Task | None = None
-    last_partial_at: int = -(1 << 62)
+    last_partial_at: int = -(1 << 62)  # sample at which the last partial was launched
+    partial_started: float = 0.0  # loop time of that launch
+    partial_gap: int = 0  # samples to wait between launches: 2 × the last decode's duration (model half idle)
     final_task: asyncio.Task | None = None  # speculative decode of the last window
     final_end: int = 0  # speech end that final_task covers
     emitted: str = ""
@@ -78,6 +81,17 @@ class Listener:
         self._out: deque[ListenerEvent | asyncio.Task] = deque()  # tasks stand for finals not yet decoded
 
     # ------------------------------------------------------------------ public API
+    @property
+    def stable_text(self) -> str:
+        """Words of the current utterance that later partials will not change (append-only deltas for clients).
+
+        Read it right after a partial Transcript is yielded: the generator is suspended, so the two agree.
+        """
+        utt = self._utt
+        if utt is None:
+            return ""
+        return " ".join(t for t in (*utt.placeholders, " ".join(utt.committed)) if t)
+
     def reset(self) -> None:
         """Drop the current utterance and everything not yet yielded (e.g. input_audio_buffer.clear)."""
         if self._utt is not None:
@@ -194,7 +208,9 @@ class Listener:
 
     def _maybe_partial(self, utt: _Utterance) -> None:
         now = self.audio.end
-        if not self.settings.partials or utt.partial_task is not None or now - utt.last_partial_at < self.partial_every:
+        if not self.settings.partials or utt.partial_task is not None:
+            return
+        if now - utt.last_partial_at < max(self.partial_every, utt.partial_gap):
             return
         if now - utt.start < self.partial_every:
             return
@@ -203,6 +219,7 @@ class Listener:
             self.recognizer.transcribe(audio, language=self.language, partial=True)
         )
         utt.last_partial_at = now
+        utt.partial_started = asyncio.get_running_loop().time()
 
     def _partial_done(self) -> None:
         utt = self._utt
@@ -210,6 +227,8 @@ class Listener:
         task, utt.partial_task = utt.partial_task, None
         if task.cancelled():
             return
+        # a slow model gets idle time between partials, so a final rarely waits behind one (CPU, many sessions)
+        utt.partial_gap = int(2 * (asyncio.get_running_loop().time() - utt.partial_started) * ASR_SAMPLE_RATE)
         words = task.result().split()
         agree = 0
         for a, b in zip(utt.previous, words):

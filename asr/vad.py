@@ -78,7 +78,7 @@ class SileroVadModel:
         probs, h, c = self._session.run(None, {"input": windows, "h": h, "c": c})
         return np.asarray(probs, dtype=np.float32).reshape(-1), h, c
 
-    def stream(self, settings: VadSettings | None = None) -> "VadStream":
+    def stream(self, settings: VadSettings | None = None) -> VadStream:
         return VadStream(self, settings or VadSettings())
 
 

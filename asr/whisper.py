@@ -7,11 +7,12 @@ only drops its result. With `batch_finals` (GPU), finals queued while the model 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class FasterWhisperRecognizer:
         self._lock = threading.Lock()
         self._batch: list[_Request] = []
         self._batch_lock = threading.Lock()
+        self._pipeline = None  # faster-whisper's BatchedInferencePipeline, built on first batch
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> None:
@@ -115,6 +117,10 @@ class FasterWhisperRecognizer:
     # ------------------------------------------------------------------ worker side
     def _decode(self, audio: np.ndarray, language: str, partial: bool) -> str:
         long = audio.size > WINDOW_SAMPLES
+        # partials are drafts: no temperature fallback (it re-decodes up to 5× on accented speech: 1 s → 5 s) and a
+        # token cap against repetition loops; finals keep the fallback steps configured
+        extra = {"temperature": 0.0, "max_new_tokens": min(440, 12 + audio.size * 8 // ASR_SAMPLE_RATE)} if partial \
+            else {"temperature": list(self.settings.final_temperatures) or 0.0}
         segments, _ = self.model.transcribe(  # type: ignore[union-attr]
             audio,
             language=language,
@@ -122,12 +128,11 @@ class FasterWhisperRecognizer:
             condition_on_previous_text=False,
             without_timestamps=not long,  # > 30 s: timestamps let Whisper seek at segment boundaries
             vad_filter=False,  # our VAD already cut the utterance
+            **extra,
         )
         return _join(s.text for s in segments)  # the generator runs here, in the worker thread
 
     async def _batched(self, audio: np.ndarray, language: str) -> str:
-        import asyncio
-
         request = _Request(audio, language)
         with self._batch_lock:
             self._batch.append(request)
@@ -154,16 +159,17 @@ class FasterWhisperRecognizer:
         """Decode several ≤ 30 s utterances in one batched pass (same language) or one by one otherwise."""
         if len(audios) == 1 or len(set(languages)) > 1:
             return [self._decode(a, lang, False) for a, lang in zip(audios, languages)]
-        from faster_whisper import BatchedInferencePipeline
+        if self._pipeline is None:
+            from faster_whisper import BatchedInferencePipeline
 
+            self._pipeline = BatchedInferencePipeline(self.model)
         gap = np.zeros(ASR_SAMPLE_RATE // 10, dtype=np.float32)
         pieces, clips, offset = [], [], 0
         for audio in audios:
             pieces += [audio, gap]
             clips.append({"start": offset / ASR_SAMPLE_RATE, "end": (offset + audio.size) / ASR_SAMPLE_RATE})
             offset += audio.size + gap.size
-        pipeline = BatchedInferencePipeline(self.model)
-        segments, _ = pipeline.transcribe(
+        segments, _ = self._pipeline.transcribe(
             np.concatenate(pieces), language=languages[0], beam_size=self.settings.beam_size,
             clip_timestamps=clips, batch_size=len(audios), without_timestamps=True, vad_filter=False,
         )

@@ -69,6 +69,7 @@ class FasterWhisperSettings(Section):
     partials: bool = True  # decode partial transcripts while the user speaks
     partial_window_s: float = 15.0  # longer utterances are cut (at a pause) so partial decodes stay cheap
     speculative_final_ms: int = 160  # silence after which the final is decoded before end-of-turn is certain
+    final_temperatures: list[float] = [0.0, 0.4]  # finals: fallback steps when a decode looks wrong (faster-whisper)
     vad: VadSettings = VadSettings()
 
 

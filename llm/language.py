@@ -15,27 +15,32 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Frequent function words that are (nearly) exclusive to one of the languages a small model drifts into.
 _STOPWORDS: dict[str, frozenset[str]] = {
-    "pt": frozenset(
+    "pt": _words(
         "não você vocês é são também muito uma umas um uns do da dos das no na nos nas ao aos pelo pela pelos "
         "pelas isso isto este esta esse essa aquele aquela então mas mais ou eu ele ela nós eles elas seu sua "
         "seus suas meu minha tem têm está estão foi ser ter fazer pode posso podemos vou vai aqui ali onde "
         "quando como porque obrigado obrigada olá oi sim bem hoje amanhã agora já ainda só até sobre entre "
         "depois antes sempre nunca nada tudo algo alguém tchau bom boa dia noite tarde em de que se o a os as "
-        "com para por às à pra pro né tá".split()
+        "com para por às à pra pro né tá"
     ),
-    "es": frozenset(
+    "es": _words(
         "el los las del y es está usted ustedes pero muy también con una hola gracias sí puedo hoy aquí yo "
         "tiene hay eso esto este esta ese esa cuando como porque qué cómo dónde buenos buenas días noches "
         "le les lo al su sus mi mis tu tus nosotros ellos ellas ser hacer puede podemos voy va allí donde "
         "entonces más o nada todo algo alguien siempre nunca ahora ya todavía solo hasta sobre entre después "
-        "antes mañana adiós en de que se la por para".split()
+        "antes mañana adiós en de que se la por para"
     ),
-    "en": frozenset(
+    "en": _words(
         "the and is are you your it this that of to in for on with as was were be have has had not but or "
         "what how where when why can will would i we they he she my our their hello thanks thank yes no "
-        "there here an a do does did at by from about today".split()
+        "there here an a do does did at by from about today"
     ),
 }
 # Letters that only one of the candidate languages uses.
@@ -82,7 +87,7 @@ def is_portuguese(text: str, *, min_words: int = 3) -> bool:
 
 _MARKDOWN = re.compile(
     r"(\*\*[^*]+\*\*|__[^_]+__|`[^`]+`|^\s{0,3}#{1,6}\s|^\s*(?:[-*+•]|\d+[.)])\s+\S|\[[^\]]+\]\([^)]+\)|^\s*\|.*\|)",
-    re.M,
+    re.MULTILINE,
 )
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001F1FF]")
 

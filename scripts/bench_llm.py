@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from falante.config import ChatSettings, LlamaCppSettings, VllmSettings  # noqa: E402
-from falante.types import ChatMessage  # noqa: E402
+from falante.config import ChatSettings, LlamaCppSettings, VllmSettings
+from falante.types import ChatMessage
 
 QUESTIONS = ["Que horas o museu abre?", "Quanto custa o ingresso?", "Onde fica o banheiro?",
              "Tem estacionamento no prédio?", "Posso tirar fotos lá dentro?", "Vocês aceitam cartão?",

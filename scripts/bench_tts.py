@@ -27,7 +27,7 @@ from falante.config import KokoroSettings  # noqa: E402
 from tts.kokoro import KokoroSynthesizer  # noqa: E402
 from tts.timing import SIL, estimate_samples, speech_bounds, to_timings  # noqa: E402
 
-DEV = Path(os.environ.get("FALANTE_DEV_SET", "/work/shared/data/ptbr-speech-dev"))
+DEV = Path(os.environ.get("FALANTE_DEV_SET", Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbr-speech-dev"))
 TEN_WORDS = "Olá, eu sou a Falante e posso ajudar você hoje."
 
 

@@ -6,6 +6,10 @@ Latency per reply: TTFT (first delta), first-sentence latency (llm.sentences), d
     python scripts/eval_llm.py --backend llama-cpp
     python scripts/eval_llm.py --backend vllm [--model bundled:qwen2.5-0.5b-instruct] --json out.json
     python scripts/eval_llm.py --backend openai --base-url http://127.0.0.1:8001/v1
+    python scripts/eval_llm.py --backend vllm llama-cpp   # paired: same questions, alternating order (ABBA)
+
+Paired mode loads every backend in one process and alternates them question by question, so a noisy shared
+machine slows both alike; compare backends only from paired runs.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from falante.config import ChatSettings, LlamaCppSettings, OpenAISettings, VllmSettings  # noqa: E402
-from falante.types import ChatMessage  # noqa: E402
-from llm.conversation import estimate_tokens  # noqa: E402
-from llm.language import has_markup, is_portuguese, score_language  # noqa: E402
-from llm.sentences import SentenceSplitter  # noqa: E402
+from falante.config import ChatSettings, LlamaCppSettings, OpenAISettings, VllmSettings
+from falante.types import ChatMessage
+from llm.conversation import estimate_tokens
+from llm.language import has_markup, is_portuguese, score_language
+from llm.sentences import SentenceSplitter
 
 QUESTIONS = [
     "Oi, tudo bem?",
@@ -50,13 +54,13 @@ QUESTIONS = [
 ]
 
 
-def build(args: argparse.Namespace):
-    if args.backend == "vllm":
+def build(args: argparse.Namespace, backend: str):
+    if backend == "vllm":
         from llm.vllm_engine import VllmLanguageModel
 
         return VllmLanguageModel(VllmSettings(model=args.model, max_model_len=1024, max_num_seqs=4,
                                               kv_cache_gib=1, enforce_eager=args.enforce_eager))
-    if args.backend == "llama-cpp":
+    if backend == "llama-cpp":
         from llm.llamacpp import LlamaCppLanguageModel
 
         return LlamaCppLanguageModel(LlamaCppSettings(model=args.model, n_ctx=1024, n_threads=args.threads))
@@ -116,7 +120,7 @@ def summarize(rows: list[dict]) -> dict:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["vllm", "llama-cpp", "openai"], default="llama-cpp")
+    parser.add_argument("--backend", nargs="+", choices=["vllm", "llama-cpp", "openai"], default=["llama-cpp"])
     parser.add_argument("--model", default="bundled:qwen2.5-0.5b-instruct")
     parser.add_argument("--base-url", default="http://127.0.0.1:8001/v1")
     parser.add_argument("--model-name", default="", help="openai backend: served model (default: the first)")
@@ -128,24 +132,29 @@ async def main() -> None:
     args = parser.parse_args()
 
     chat = ChatSettings()
-    llm = build(args)
-    t0 = time.perf_counter()
-    await llm.start()
-    start_s = time.perf_counter() - t0
-    await ask(llm, "Olá!", chat, args.temperature)  # warm-up: first call pays one-time costs
-    rows = []
-    for question in QUESTIONS[: args.limit]:
-        row = await ask(llm, question, chat, args.temperature)
-        rows.append(row)
-        flags = ("pt" if row["portuguese"] else f"NOT-PT({row['language']})",
-                 f"{row['sentences']} sent", "MARKUP" if row["markup"] else "")
-        print(f"[{row['ttft_s']:.2f}s/{row['first_sentence_s'] or 0:.2f}s] {question} → {row['reply']!r} "
-              f"{' '.join(f for f in flags if f)}", flush=True)
-    await llm.close()
-    summary = {"backend": args.backend, "model": args.model, "start_s": round(start_s, 2), **summarize(rows)}
-    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    llms, start_s = {}, {}
+    for backend in args.backend:
+        llms[backend] = build(args, backend)
+        t0 = time.perf_counter()
+        await llms[backend].start()
+        start_s[backend] = round(time.perf_counter() - t0, 2)
+        await ask(llms[backend], "Olá!", chat, args.temperature)  # warm-up: first call pays one-time costs
+    rows: dict[str, list[dict]] = {b: [] for b in args.backend}
+    for i, question in enumerate(QUESTIONS[: args.limit]):
+        for backend in args.backend if i % 2 == 0 else reversed(args.backend):  # ABBA: fair on a busy box
+            row = await ask(llms[backend], question, chat, args.temperature)
+            rows[backend].append(row)
+            flags = ("pt" if row["portuguese"] else f"NOT-PT({row['language']})",
+                     f"{row['sentences']} sent", "MARKUP" if row["markup"] else "")
+            print(f"{backend:9} [{row['ttft_s']:.2f}s/{row['first_sentence_s'] or 0:.2f}s] {question} → "
+                  f"{row['reply']!r} {' '.join(f for f in flags if f)}", flush=True)
+    for llm in llms.values():
+        await llm.close()
+    summaries = [{"backend": b, "model": args.model, "start_s": start_s[b], **summarize(rows[b])}
+                 for b in args.backend]
+    print(json.dumps(summaries, ensure_ascii=False, indent=2))
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, ensure_ascii=False, indent=2))
+        args.json.write_text(json.dumps({"summaries": summaries, "rows": rows}, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from asr.vad import VadStream
 from falante.audio import read_wav
 from falante.config import VadSettings
 from falante.types import ASR_SAMPLE_RATE, ListenerEvent
-from asr.vad import VadStream
 
 DEV_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptbr-speech-dev"
 SR = ASR_SAMPLE_RATE
@@ -30,13 +30,13 @@ def clip(name: str) -> np.ndarray:
 
 
 async def feed(audio: np.ndarray, chunk: int = 1600, realtime: bool = False,
-               consumed: list[int] | None = None) -> AsyncIterator[np.ndarray]:
-    """Yield `audio` in chunks; `realtime` paces them on the loop clock (not sleeps as synchronisation)."""
+               consumed: list[int] | None = None, pace: float = 1.0) -> AsyncIterator[np.ndarray]:
+    """Yield `audio` in chunks; `realtime` paces them on the loop clock (`pace` > 1: slower than real time)."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     for i in range(0, len(audio), chunk):
         if realtime:
-            await asyncio.sleep(max(0.0, t0 + i / SR - loop.time()))
+            await asyncio.sleep(max(0.0, t0 + pace * i / SR - loop.time()))
         yield audio[i : i + chunk]
         if consumed is not None:
             consumed.append(i + chunk)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import numpy as np
 import pytest
 
-from falante.config import FasterWhisperSettings, VadSettings
-from falante.types import SpeechStarted, SpeechStopped, Transcript
 from asr.listener import FINAL_TAIL, Listener, transcribe_buffer
 from asr.vad import WINDOW
+from falante.config import FasterWhisperSettings, VadSettings
+from falante.types import SpeechStarted, SpeechStopped, Transcript
 from tests.asr.helpers import SR, EnergyVadModel, ScriptedRecognizer, collect, concat, feed, silence, tone
 
 
@@ -110,9 +111,16 @@ async def test_local_agreement_commits_only_what_two_decodes_agree_on():
     rec = ScriptedRecognizer(
         text_for=lambda s, p: script[min(sum(c[1] for c in rec.calls), 4) - 1] if p else "o gato subiu no telhado")
     audio = concat([silence(0.3), tone(3.2), silence(1.0)])
-    events = await collect(make(rec, partial_interval_ms=600).events(feed(audio, chunk=1600, realtime=True)))
+    listener = make(rec, partial_interval_ms=600)
+    events, stable = [], []
+    async for ev in listener.events(feed(audio, chunk=1600, realtime=True)):
+        events.append((0.0, ev))
+        if isinstance(ev, Transcript) and not ev.final:
+            stable.append(listener.stable_text)
     partials = [ev.text for _, ev in events if isinstance(ev, Transcript) and not ev.final]
     assert partials[:3] == ["o gato", "o gato subiu", "o gato subiu no"]
+    assert stable[:3] == ["", "o gato", "o gato subiu"]
+    assert all(b.startswith(a) for a, b in itertools.pairwise(stable)), "stable text only grows"
     # "o gato subiu" was agreed on: a later, disagreeing hypothesis does not take it back
     assert all(p.startswith("o gato subiu") for p in partials[2:])
 

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from falante.config import FasterWhisperSettings
 from asr.executor import FINAL, PARTIAL, PriorityExecutor
 from asr.whisper import FasterWhisperRecognizer, prepare
+from falante.config import FasterWhisperSettings
 from tests.asr.helpers import SR, tone
 
 

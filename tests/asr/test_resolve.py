@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from falante.bundles import Part
 from asr import resolve
 from asr.resolve import ModelResolveError, resolve_model
+from falante.bundles import Part
 
 
 @pytest.fixture

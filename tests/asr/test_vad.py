@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from asr.vad import WINDOW, SileroVadModel, check_audio
 from falante.config import VadSettings
 from falante.types import SpeechStarted, SpeechStopped
-from asr.vad import WINDOW, SileroVadModel, check_audio
 from tests.asr.helpers import SR, EnergyVadModel, clip, concat, manifest, silence, tone
 
 TOLERANCE = int(0.15 * SR)
@@ -94,6 +96,7 @@ def test_streamed_probabilities_match_faster_whispers_batched_vad(silero):
 
 def _asset() -> str:
     import os
+
     from faster_whisper.utils import get_assets_path
     return os.path.join(get_assets_path(), "silero_vad_v6.onnx")
 

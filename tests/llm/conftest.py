@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tiny_model.py beside this file (importlib import mode)
-
-from tiny_model import build_tiny_chat_model  # noqa: E402
+from tests.llm.llm_tiny_model import build_tiny_chat_model
 
 
 @pytest.fixture(scope="session")

@@ -132,6 +132,7 @@ async def test_unreachable_server_is_a_start_error():
 
 # --------------------------------------------------------------------- 5xx and timeouts from a fake server
 class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
     release: threading.Event
 
     def log_message(self, *args: object) -> None:
@@ -145,6 +146,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.server.mode == "hang":  # type: ignore[attr-defined]
             self.release.wait(30)  # answers only when the test ends
             return
+        if self.server.mode in ("stall", "drop", "cut"):  # type: ignore[attr-defined]
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "delta": {"content": "Olá"}, "finish_reason": None}]}
+            body = f"data: {json.dumps(chunk)}\n\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            if self.server.mode == "cut":  # type: ignore[attr-defined]
+                self.send_header("Connection", "close")  # body ends at close: a cut looks like a clean end
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_header("Transfer-Encoding", "chunked")  # as vLLM streams: a drop is a protocol error
+                self.end_headers()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))
+            self.wfile.flush()
+            if self.server.mode == "stall":  # type: ignore[attr-defined]
+                self.release.wait(30)  # the stream stalls after one delta
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)  # the server drops mid-stream
+            return
         self._send(503, {"error": {"message": "overloaded", "type": "server_error"}})
 
     def _send(self, status: int, body: dict) -> None:
@@ -156,7 +177,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@pytest.fixture(params=["error", "hang"])
+@pytest.fixture(params=["error", "hang", "stall", "drop", "cut"])
 def fake_server(request):
     release = threading.Event()
     handler = type("Handler", (_Handler,), {"release": release})
@@ -174,8 +195,13 @@ async def test_5xx_and_timeouts_are_llm_errors(fake_server):
     model = OpenAICompatLanguageModel(OpenAISettings(base_url=f"http://127.0.0.1:{fake_server.server_port}/v1",
                                                      timeout_s=1.0))
     await model.start()
-    expected = {"error": ("HTTP 503", "llm_server_error"), "hang": ("timed out", "llm_timeout")}[fake_server.mode]
+    expected = {"error": ("HTTP 503", "llm_server_error"), "hang": ("timed out", "llm_timeout"),
+                "stall": ("timed out", "llm_timeout"), "drop": ("connection failed", "llm_unavailable"),
+                "cut": ("before the reply finished", "llm_unavailable")}[fake_server.mode]
+    received = []
     with pytest.raises(LLMError, match=expected[0]) as err:
-        [d async for d in model.complete(MESSAGES)]
+        async for delta in model.complete(MESSAGES):
+            received.append(delta)
     assert err.value.code == expected[1]
+    assert received == (["Olá"] if fake_server.mode in ("stall", "drop", "cut") else [])
     await model.close()

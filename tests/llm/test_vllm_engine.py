@@ -44,7 +44,7 @@ async def test_constructor_is_cheap_and_satisfies_protocol():
     model = VllmLanguageModel(VllmSettings(model="/nonexistent"))
     assert isinstance(model, LanguageModel)
     with pytest.raises(LLMError, match="not started"):
-        model.engine
+        _ = model.engine
 
 
 async def test_streams_deltas_up_to_max_tokens(llm):
@@ -104,6 +104,14 @@ async def test_two_sessions_are_batched(llm):
     assert llm.max_running_requests == 2, "both requests must run in the same engine steps"
     first_b = interleaved.index("b")
     assert "a" in interleaved[first_b:], "session a must still progress after b started"
+
+
+async def test_the_shared_persona_is_served_from_the_prefix_cache(llm):
+    persona = ChatMessage("system", "Você é a Falante, a assistente do museu. " * 7)  # > one 128-token CPU KV block
+    before = llm.cached_prompt_tokens
+    [d async for d in llm.complete([persona, ChatMessage("user", "Oi")], max_tokens=2)]
+    [d async for d in llm.complete([persona, ChatMessage("user", "Tchau")], max_tokens=2)]
+    assert llm.cached_prompt_tokens - before >= 128, "the second session must reuse the persona's KV blocks"
 
 
 async def test_bad_input_raises_clear_errors(llm):

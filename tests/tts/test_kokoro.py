@@ -12,7 +12,7 @@ from falante.types import SpeechSynthesizer
 from tts.kokoro import KokoroError, KokoroSynthesizer
 from tts.timing import SIL, speech_bounds
 
-DEV = Path("/work/shared/data/ptbr-speech-dev")
+from tests.conftest import DEV_DIR as DEV  # noqa: E402  (<repo>/../shared/data/ptbr-speech-dev)
 # The most intelligible of the bundled (Japanese) voices for pt-BR: round-trip WER 0.07 vs 0.19 for jf_alpha.
 ROUND_TRIP_VOICE = "jm_kumo"
 pytestmark = pytest.mark.model

@@ -102,6 +102,8 @@ def assert_lip_sync(samples: list[dict], min_playing: int = 10, min_levels: int 
     """The mouth opens on vowels and closes on consonants while the reply is audible."""
     playing = [s for s in samples if s["playing"]]
     assert len(playing) >= min_playing, f"only {len(playing)} animation frames while audio played"
+    states = {s["state"] for s in playing}
+    assert states == {"speaking"}, f"the page left 'speaking' while the reply was audible: {states}"
     opens = [s["open"] for s in playing]
     assert max(opens) > 0.3, f"mouth never opened (max {max(opens):.2f})"
     assert min(opens) < 0.2, f"mouth never closed between sounds (min {min(opens):.2f})"
@@ -112,7 +114,14 @@ def assert_lip_sync(samples: list[dict], min_playing: int = 10, min_levels: int 
 
 
 def assert_rest(samples: list[dict], check_height: bool = True) -> None:
-    assert samples and not any(s["playing"] for s in samples)
-    assert max(s["open"] for s in samples) < 0.02, "mouth still moving after the audio ended"
+    assert samples and not any(s["playing"] for s in samples), f"audio still playing: {samples[:3]}"
+    opens = [round(s["open"], 3) for s in samples]
+    assert max(opens) < 0.02, f"mouth still moving after the audio ended: {opens}"
     if check_height:
-        assert max(s["h"] for s in samples) < 8
+        heights = [round(s["h"], 1) for s in samples]
+        assert max(heights) < 8, f"the SVG mouth is still open after the audio ended: {heights}"
+
+
+def metric(app: Any, name: str, **labels: str) -> float:
+    """A sample from the app's own Prometheus registry (0 when never observed)."""
+    return app.state.falante.metrics.registry.get_sample_value(name, labels) or 0.0

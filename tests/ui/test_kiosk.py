@@ -1,121 +1,149 @@
-"""The kiosk in a real Chromium: hears a pt-BR clip (fake mic), shows the transcript, plays a reply with lip-sync."""
+"""The kiosk in a real Chromium against the real server app (real websocket, real pages, fake models): it hears
+the fake-mic clip, shows the transcript, plays the reply with lip-sync, handles barge-in, reconnects, resets for
+privacy and survives a bad token."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
-from .standin import StandIn
+from tests.conftest import fake_backends
+from tests.fakes import FakeLLM, FakeRecognizer, FakeTTS
+
+from .pages import assert_lip_sync, assert_rest, metric, now_ms, received, sent, wait_for, wait_frames
 
 pytestmark = pytest.mark.browser
+HEARD = "quero saber o horário de funcionamento"  # what the FakeRecognizer "hears"
+REPLY = "Claro! Abrimos às nove horas, de terça a domingo."
 
 
-async def wait_for(page, expr: str, timeout: float = 20.0):
-    """Wait for a JS condition on `falanteDebug` (guarded: the page module may not have loaded yet)."""
-    body = expr.split("=>", 1)[1].strip()
-    return await page.wait_for_function(f"() => !!window.falanteDebug && ({body})", timeout=timeout * 1000, polling=50)
-
-
-async def sample_mouth(page, seconds: float) -> list[dict]:
-    """Poll the avatar while audio plays (mouth openness from the model and the SVG mouth's real height)."""
-    out, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        out.append(await page.evaluate(
-            "() => ({open: falanteDebug.mouthOpen, h: falanteDebug.mouthInnerHeight, state: falanteDebug.state,"
-            " playing: !!(falanteDebug.client && falanteDebug.client.player && falanteDebug.client.player.playing)})"))
-        await asyncio.sleep(0.03)
-    return out
-
-
-async def test_kiosk_hears_a_clip_shows_transcript_and_lip_syncs(page, screenshots):
-    async with StandIn(speech_turns=1) as srv:
-        await page.goto(f"{srv.base}/kiosk?token=sekret&greeting=&reset=300&voice=jf_alpha")
-        await wait_for(page, "() => window.falanteDebug && falanteDebug.connected")
-        # the fake microphone streams the dev clip → pcm16 24 kHz appends; the stand-in "hears" speech
-        await wait_for(page, "() => falanteDebug.transcripts.length > 0", timeout=30)
-        assert await page.text_content("#user-line") == srv.transcript
-        update = next(e for e in srv.received if e["type"] == "session.update")
+async def test_kiosk_hears_a_clip_shows_transcript_and_lip_syncs(ui_server, browser_page, screenshots):
+    backends = fake_backends(llm=FakeLLM(REPLY), recognizer=FakeRecognizer(lambda seconds: HEARD))
+    async with ui_server(backends, server__auth_token="sekret") as (base, app), browser_page("once") as page:
+        await page.goto(f"{base}/kiosk?token=sekret&greeting=&reset=300&voice=fake_b")
+        await wait_for(page, "falanteDebug.connected")
+        # the fake microphone streams the dev clip as pcm16 24 kHz appends; the server's listener hears a turn
+        await wait_for(page, "falanteDebug.transcripts.length > 0", timeout=30)
+        assert await page.text_content("#user-line") == HEARD
+        update = (await sent(page, "session.update"))[0]
         assert update["session"]["audio"]["input"]["turn_detection"] == {"type": "server_vad"}
-        assert update["session"]["audio"]["output"]["voice"] == "jf_alpha"
-        assert srv.heard_samples > 24_000 and srv.heard_peak > 0.05
-        # the reply plays: the mouth moves with the audio
-        await wait_for(page, "() => falanteDebug.state === 'speaking'")
-        samples = await sample_mouth(page, 1.2)
+        updated = (await received(page, "session.updated"))[0]
+        assert updated["session"]["audio"]["output"]["voice"] == "fake_b"
+        assert await received(page, "error") == []
+        assert metric(app, "falante_audio_in_seconds_total") > 2.0  # the whole clip reached the server
+        # the reply plays: the mouth moves with the audio ...
+        await wait_for(page, "falanteDebug.state === 'speaking'")
+        start = await now_ms(page)
+        await wait_for(page, "falanteDebug.mouthOpen > 0.3")
         await page.screenshot(path=str(screenshots / "kiosk_speaking.png"))
-        playing = [s for s in samples if s["playing"]]
-        assert len(playing) > 10
-        opens = [s["open"] for s in playing]
-        assert max(opens) > 0.3 and min(opens) < 0.2  # opens on vowels, closes on consonants
-        assert len({round(o, 2) for o in opens}) >= 4
-        assert max(s["h"] for s in playing) > 15  # the SVG mouth really opened (px in the 400×480 viewBox)
         # ... and rests after the audio ends
-        await wait_for(page, "() => falanteDebug.state === 'idle'", timeout=15)
-        await wait_for(page, "() => falanteDebug.mouthOpen < 0.01", timeout=2)
-        rest = await sample_mouth(page, 0.3)
-        assert max(s["open"] for s in rest) < 0.02 and max(s["h"] for s in rest) < 8
-        assert "Olá" in await page.text_content("#reply-line")
+        await wait_for(page, "falanteDebug.state === 'idle'", timeout=20)
+        await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=3)
+        idle = await now_ms(page)
+        assert_lip_sync([s for s in await wait_frames(page, start) if s["t"] < idle])
+        assert_rest(await wait_frames(page, idle, count=15))
+        assert await page.text_content("#reply-line") == REPLY
+        done = await received(page, "response.done")
+        assert [d["response"]["status"] for d in done] == ["completed"]
         await page.screenshot(path=str(screenshots / "kiosk_rest.png"))
         assert page.errors == []
 
 
-async def test_kiosk_barge_in_clears_playback_and_reports_what_was_heard(page):
-    async with StandIn(speech_turns=0, barge_in_after_ms=900, pace=1.5) as srv:
-        await page.goto(f"{srv.base}/kiosk?token=sekret&reset=300&greeting=Oi")
-        await wait_for(page, "() => falanteDebug.connected && falanteDebug.greeted === 1")
-        await wait_for(page, "() => falanteDebug.client.debug.truncates.length > 0", timeout=15)
-        truncate = next(e for e in srv.received if e["type"] == "conversation.item.truncate")
-        # the client stopped what it had queued and reported only what was audible (< audio sent so far)
-        assert truncate["item_id"] == "item_a1" and 0 < truncate["audio_end_ms"] < 900
-        assert await page.evaluate("() => falanteDebug.client.player.queued") == 0
-        await wait_for(page, "() => falanteDebug.mouthOpen < 0.02", timeout=1)  # relaxes to rest at once
-        assert srv.types().count("conversation.item.truncate") == 1
+async def test_kiosk_barge_in_clears_playback_and_reports_what_was_heard(ui_server, browser_page):
+    """The clip repeats while the (long) reply plays: the page silences at speech_started and truncates.
+    TTS at 0.9× real time: the server is still speaking when the visitor talks again, so it cancels too."""
+    long_reply = " ".join(["O museu abre às nove e fecha às cinco."] * 4)  # 4 × 2.4 s of audio
+    backends = fake_backends(llm=FakeLLM(long_reply), tts=FakeTTS(rtf=0.9))
+    async with ui_server(backends) as (base, _), browser_page("loop") as page:
+        await page.goto(f"{base}/kiosk?greeting=&reset=300")
+        await wait_for(page, "falanteDebug.connected")
+        await wait_for(page, "falanteDebug.client.debug.truncates.length > 0", timeout=40)
+        first = (await received(page, "response.created"))[0]["response"]["id"]
+        truncate = (await sent(page, "conversation.item.truncate"))[0]
+        # the playback queue was cleared at once: nothing of the interrupted reply is still scheduled
+        assert await page.evaluate("(rid) => falanteDebug.client.player.responseId !== rid"
+                                   " && falanteDebug.client.cancelled.has(rid)", first)
+        await wait_for(page, "falanteDebug.mouthOpen < 0.02", timeout=2)  # relaxes to rest at once
+        events = await received(page)
+        barge = next(e for e in events if e["type"] == "input_audio_buffer.speech_started"
+                     and e["_t"] > next(a["_t"] for a in events if a.get("response_id") == first
+                                        and a["type"] == "response.output_audio.delta"))
+        assert 0 <= truncate["_t"] - barge["_t"] < 100  # the same handler: speech_started → stop → truncate
+        audio_ms = sum(e["delta"] * 3 // 4 // 2 for e in events  # base64 length → pcm16 samples
+                       if e["type"] == "response.output_audio.delta" and e["response_id"] == first
+                       and e["_t"] < truncate["_t"]) * 1000 // 24_000
+        item = next(e["item_id"] for e in events if e.get("response_id") == first
+                    and e["type"] == "response.output_audio.delta")
+        # only what was audible is reported: less than the audio the page had received
+        assert truncate["item_id"] == item and 0 < truncate["audio_end_ms"] < audio_ms
+        # the server cancelled the reply and confirmed the truncation
+        await page.wait_for_function(
+            "(rid) => __ws.recv.some((e) => e.type === 'response.done' && e.response.id === rid)", arg=first,
+            timeout=10_000)
+        await page.wait_for_function("() => __ws.recv.some((e) => e.type === 'conversation.item.truncated')",
+                                     timeout=10_000)
+        done = next(e for e in await received(page, "response.done") if e["response"]["id"] == first)
+        assert done["response"]["status"] == "cancelled"
+        truncated = (await received(page, "conversation.item.truncated"))[0]
+        assert truncated["item_id"] == item and truncated["audio_end_ms"] <= truncate["audio_end_ms"]
+        assert len(await sent(page, "conversation.item.truncate")) >= 1
+        assert await received(page, "error") == []
         assert page.errors == []
 
 
-async def test_kiosk_reconnects_and_resets_for_privacy(page):
-    async with StandIn(speech_turns=0) as srv:
-        await page.goto(f"{srv.base}/kiosk?token=sekret&greeting=&reset=10")
-        await wait_for(page, "() => falanteDebug.connected")
-        assert srv.connections == 1
-        # network loss: the server drops the connection → the page reconnects by itself
-        for conn in list(srv._server.connections):
-            await conn.close(1011, "network down")
-        await wait_for(page, "() => falanteDebug.reconnects >= 1 && falanteDebug.connected")
-        assert srv.connections == 2
+async def test_kiosk_reconnects_and_resets_for_privacy(ui_server, browser_page):
+    async with ui_server(limits__idle_timeout_s=3.0) as (base, _), browser_page("silence") as page:
+        # a voice this server lacks falls back to its default instead of failing the session.update
+        await page.goto(f"{base}/kiosk?greeting=&reset=10&voice=pf_dora")
+        await wait_for(page, "falanteDebug.connected && !!falanteDebug.client.mic")
+        # the server drops a silent session (idle timeout) → the page reconnects by itself, mic and all
+        await page.evaluate("() => falanteDebug.client.stopMic()")
+        await wait_for(page, "falanteDebug.reconnects >= 1 && falanteDebug.connected", timeout=20)
+        errors = await received(page, "error")
+        assert [e["error"]["code"] for e in errors] == ["idle_timeout"]
+        assert all("voice" not in u["session"]["audio"]["output"] for u in await sent(page, "session.update"))
+        await wait_for(page, "!!falanteDebug.client.mic")
         # inactivity → a brand-new session (privacy), without a page reload
-        await wait_for(page, "() => falanteDebug.resets >= 1 && falanteDebug.connected", timeout=20)
-        assert srv.connections == 3
+        await wait_for(page, "falanteDebug.resets >= 1 && falanteDebug.connected", timeout=30)
         assert await page.get_attribute("body", "data-attract") == "on"
+        sessions = [e["session"]["id"] for e in await received(page, "session.created")]
+        assert len(sessions) == 3 and len(set(sessions)) == 3
+        assert await page.evaluate("() => __ws.opened") == 3
+        assert page.errors == []
 
 
-async def test_kiosk_refuses_a_bad_token_without_crashing(page):
-    async with StandIn(speech_turns=0) as srv:
-        await page.goto(f"{srv.base}/kiosk?token=wrong&greeting=")
-        await wait_for(page, "() => /indisponível|reconectando/.test(document.getElementById('status-text').textContent)")
-        assert srv.connections == 0
+async def test_kiosk_refuses_a_bad_token_without_crashing(ui_server, browser_page):
+    async with ui_server(server__auth_token="sekret") as (base, app), browser_page("silence") as page:
+        await page.goto(f"{base}/kiosk?token=wrong&greeting=")
+        await wait_for(page, "/indisponível|reconectando/.test(document.getElementById('status-text').textContent)")
+        await page.wait_for_function("() => __ws.closes.length > 0", timeout=10_000)
+        assert (await received(page, "error"))[0]["error"]["code"] == "unauthorized"
+        assert metric(app, "falante_sessions_refused_total", reason="auth") >= 1
+        assert app.state.falante.admission.active == 0
+        assert page.errors == []
 
 
-async def test_kiosk_3d_renderer_drives_the_generated_glb(page, screenshots):
-    from ui.headglb import build_head_glb
+async def test_kiosk_3d_renderer_drives_the_generated_glb(ui_server, browser_page, screenshots):
     from ui import STATIC_DIR
+    from ui.headglb import build_head_glb
 
     assert (STATIC_DIR / "head.glb").read_bytes() == build_head_glb()  # the shipped file is the generator's output
-    async with StandIn(speech_turns=1) as srv:
-        await page.goto(f"{srv.base}/kiosk?token=sekret&greeting=&renderer=3d&glb=/static/head.glb")
-        await wait_for(page, "() => window.falanteDebug && falanteDebug.connected")
+    async with ui_server() as (base, _), browser_page("once") as page:
+        await page.goto(f"{base}/kiosk?greeting=&renderer=3d&glb=/static/head.glb")
+        await wait_for(page, "falanteDebug.connected", timeout=30)
         shapes = await page.evaluate("() => falanteDebug.avatar.getState().morphTargets")
         assert {"jawOpen", "mouthFunnel", "eyeBlinkLeft", "mouthSmileLeft"} <= set(shapes)
-        await wait_for(page, "() => falanteDebug.state === 'speaking'", timeout=30)
-        samples = await sample_mouth(page, 1.0)
+        await wait_for(page, "falanteDebug.state === 'speaking'", timeout=30)
+        start = await now_ms(page)
+        await wait_for(page, "falanteDebug.mouthOpen > 0.3")
         await page.screenshot(path=str(screenshots / "kiosk_3d.png"))
-        opens = [s["open"] for s in samples if s["playing"]]
-        assert opens and max(opens) > 0.3 and len({round(o, 2) for o in opens}) >= 3  # swiftshader is slow
         influence = await page.evaluate(
             "() => { const m = falanteDebug.avatar.meshes.find(m => m.name === 'Mouth');"
             " return m.morphTargetInfluences[m.morphTargetDictionary.jawOpen]; }")
-        assert influence >= 0
-        await wait_for(page, "() => falanteDebug.state === 'idle'", timeout=15)
-        await wait_for(page, "() => falanteDebug.mouthOpen < 0.01", timeout=2)
+        assert influence > 0
+        await wait_for(page, "falanteDebug.state === 'idle'", timeout=20)
+        await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=3)
+        idle = await now_ms(page)
+        # swiftshader renders few frames per second: fewer samples, same shape of motion
+        assert_lip_sync([s for s in await wait_frames(page, start, count=3) if s["t"] < idle], min_playing=3,
+                        min_levels=3, check_height=False)
         assert page.errors == []

@@ -3,8 +3,6 @@
 import { FalanteClient, pageParams } from './falante-client.js';
 import { createAvatar } from './avatars.js';
 
-const VOICES = ['jf_alpha', 'jf_gongitsune', 'jf_nezumi', 'jf_tebukuro', 'jm_kumo', 'pf_dora', 'pm_alex', 'pm_santa'];
-
 const TEMPLATE = `
 <div class="fa-chat">
   <div class="fa-panel"><div class="fa-avatar"></div>
@@ -28,12 +26,16 @@ const TEMPLATE = `
 </div>`;
 
 export async function mount(root, options = {}) {
-  const p = pageParams({ voice: 'jf_alpha', renderer: '2d' });
+  const p = pageParams({ voice: '', renderer: '2d' });
   root.innerHTML = TEMPLATE;
   const q = (sel) => root.querySelector(sel);
   const log = q('.fa-log');
   const voice = q('.fa-voice');
-  for (const v of VOICES) voice.add(new Option(v, v, v === p.voice, v === p.voice));
+  // the server lists its voices in session.created; the select shows them with the session's current voice
+  const showVoices = (voices, current) => {
+    voice.textContent = '';
+    for (const v of voices) voice.add(new Option(v, v, v === current, v === current));
+  };
   if (p.persona) q('.fa-persona').value = p.persona;
   const avatar = await createAvatar(q('.fa-avatar'), { renderer: p.renderer, glb: p.glb });
   const dbg = { avatar, client: null, transcripts: [], replies: [], resets: 0 };
@@ -57,7 +59,7 @@ export async function mount(root, options = {}) {
 
   async function connect() {
     const client = new FalanteClient({ url: options.wsUrl || p.ws || undefined, token: p.token || null,
-      voice: voice.value, instructions: q('.fa-persona').value.trim() || null, vad: q('.fa-vad').checked });
+      voice: voice.value || p.voice || null, instructions: q('.fa-persona').value.trim() || null, vad: q('.fa-vad').checked });
     dbg.client = client;
     client.addEventListener('state', (e) => { q('.status').dataset.state = e.detail.state; status(labels[e.detail.state] || e.detail.state); });
     client.addEventListener('transcript', (e) => {
@@ -70,6 +72,8 @@ export async function mount(root, options = {}) {
       if (e.detail.final) dbg.replies.push(e.detail.text);
     });
     client.addEventListener('server-error', (e) => bubble(`err-${Date.now()}`, 'bot', `⚠ ${e.detail.message || 'erro'}`));
+    client.addEventListener('warning', (e) => bubble(`warn-${Date.now()}`, 'bot', `⚠ ${e.detail.message}`));
+    client.addEventListener('session', (e) => showVoices(e.detail.voices, client.voice));
     client.addEventListener('close', () => { if (dbg.client === client) { status('desconectado', 'down'); setMic(false); } });
     await client.connect();
     client.attachAvatar(avatar);

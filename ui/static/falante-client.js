@@ -11,7 +11,7 @@ export { FrameScheduler, PCM_RATE, Player, base64ToInt16, floatToBase64Pcm16 };
 export class FalanteClient extends EventTarget {
   constructor(opts = {}) {
     super();
-    this.opts = { url: defaultUrl(), token: null, voice: 'jf_alpha', instructions: null, vad: true,
+    this.opts = { url: defaultUrl(), token: null, voice: null, instructions: null, vad: true, openTimeoutMs: 15000,
       workletUrl: new URL('./mic-worklet.js', import.meta.url).href };
     for (const [k, v] of Object.entries(opts)) if (v !== undefined) this.opts[k] = v;
     this.ws = null;
@@ -22,31 +22,54 @@ export class FalanteClient extends EventTarget {
     this.avatar = null;
     this.state = 'idle';
     this.expression = 'neutral';
+    this.afterPlayback = null; // expression the server asked for at the end of a reply still playing here
     this.responseDone = new Set();
     this.cancelled = new Set();
     this.truncated = new Set();
     this.partials = new Map(); // item_id → partial transcript
     this.replies = new Map(); // response_id → reply text
+    this.session = null; // the server's view of this session (session.created / session.updated)
+    this.voices = []; // voices the server offers (session.created → session.falante.voices)
     this.debug = { events: [], sent: [], framesApplied: 0, mouthOpen: 0, maxMouthOpen: 0, truncates: [] };
     this._raf = null;
   }
 
   // ---------------------------------------------------------------------------------------- connection
+  // Resolves once the server's `session.created` arrived (its voices decide what session.update may ask for);
+  // rejects with the server's message when it refuses the session (bad token, server full).
   async connect() {
     this.ensureAudio();
     const url = new URL(this.opts.url, location.href);
     if (this.opts.token) url.searchParams.set('token', this.opts.token);
     const ws = new WebSocket(url.href);
     this.ws = ws;
-    await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = () => { if (this.ws === ws) this.ws = null; reject(new Error(`cannot connect to ${url.origin}${url.pathname}`)); };
-    });
+    const drop = (err) => {
+      ws.onmessage = ws.onerror = ws.onclose = null;
+      if (this.ws === ws) this.ws = null;
+      ws.close();
+      throw err;
+    };
+    let first;
+    let timer = null;
+    try {
+      first = await new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no session from ${url.origin}${url.pathname}`)), this.opts.openTimeoutMs);
+        ws.onmessage = (msg) => resolve(msg.data);
+        ws.onerror = () => reject(new Error(`cannot connect to ${url.origin}${url.pathname}`));
+        ws.onclose = (ev) => reject(new Error(`connection closed (${ev.code}) ${ev.reason || ''}`.trim()));
+      });
+    } catch (err) { drop(err); } finally { clearTimeout(timer); }
+    const created = parseEvent(first);
+    if (!created || created.type !== 'session.created') {
+      if (created && created.type === 'error') this._emit('server-error', created.error || {});
+      drop(new Error((created && created.error && created.error.message) || 'the server did not open a session'));
+    }
     ws.onmessage = (msg) => this._onMessage(msg.data);
     ws.onclose = (ev) => {
       if (this.ws === ws) { this.ws = null; this._stopPlayback(false); this._emit('close', { code: ev.code, reason: ev.reason }); }
     };
     ws.onerror = null;
+    this._onMessage(first);
     this.updateSession();
     this._emit('open', {});
     this._startLoop();
@@ -76,11 +99,28 @@ export class FalanteClient extends EventTarget {
       type: 'realtime',
       audio: {
         input: { format: { type: 'audio/pcm', rate: PCM_RATE }, turn_detection: this.opts.vad ? { type: 'server_vad' } : null },
-        output: { format: { type: 'audio/pcm', rate: PCM_RATE }, voice: this.opts.voice },
+        output: { format: { type: 'audio/pcm', rate: PCM_RATE } },
       },
     };
+    const voice = this._voiceFor(this.opts.voice);
+    if (voice) session.audio.output.voice = voice;
     if (this.opts.instructions) session.instructions = this.opts.instructions;
     return this.send({ type: 'session.update', session });
+  }
+
+  // A voice the server does not have would refuse the whole session.update: fall back to the server's default.
+  _voiceFor(voice) {
+    if (!voice) return null;
+    if (this.voices.length && !this.voices.includes(voice)) {
+      this._emit('warning', { message: `voice ${voice} is not on this server; using ${this.voice || 'its default'}` });
+      return null;
+    }
+    return voice;
+  }
+
+  get voice() {
+    const out = this.session && this.session.audio && this.session.audio.output;
+    return (out && out.voice) || null;
   }
 
   // ---------------------------------------------------------------------------------------- audio
@@ -191,7 +231,8 @@ export class FalanteClient extends EventTarget {
         this.player.reset();
         this.frames.clear();
         frame = null;
-        this._setState('idle');
+        this._setState('idle', this.afterPlayback);
+        this.afterPlayback = null;
         this._emit('playback-done', {});
       }
     }
@@ -202,6 +243,11 @@ export class FalanteClient extends EventTarget {
       this.debug.maxMouthOpen = Math.max(this.debug.maxMouthOpen, open);
     }
     if (this.avatar) this.avatar.setFrame(frame);
+  }
+
+  _audible() {
+    const p = this.player;
+    return !!(p && p.responseId && !this.cancelled.has(p.responseId) && !p.drained);
   }
 
   // Clear the playback queue; tell the server what was actually heard (history = what was heard).
@@ -222,12 +268,20 @@ export class FalanteClient extends EventTarget {
   _emit(name, detail) { this.dispatchEvent(new CustomEvent(name, { detail })); }
 
   _onMessage(data) {
-    let ev;
-    try { ev = JSON.parse(data); } catch (err) { if (err instanceof SyntaxError) return; throw err; }
+    const ev = parseEvent(data);
+    if (!ev) return;
     this.debug.events.push(ev.type);
     if (this.debug.events.length > 400) this.debug.events.splice(0, 200);
     const rid = ev.response_id || (ev.response && ev.response.id);
     switch (ev.type) {
+      case 'session.created':
+      case 'session.updated':
+        this.session = ev.session || null;
+        if (ev.session && ev.session.falante && Array.isArray(ev.session.falante.voices) && ev.session.falante.voices.length) {
+          this.voices = ev.session.falante.voices;
+        }
+        this._emit('session', { session: this.session, voices: this.voices });
+        break;
       case 'input_audio_buffer.speech_started':
         if (this.player && this.player.responseId) this._stopPlayback(true); // barge-in: silence at once
         this._setState('listening');
@@ -260,7 +314,14 @@ export class FalanteClient extends EventTarget {
         if (!this.cancelled.has(rid)) this.frames.push(rid, ev.frames || []);
         break;
       case 'falante.avatar.state':
-        this._setState(ev.state || this.state, ev.expression);
+        // Server states follow the server's clock: it says 'idle' once it has *sent* a reply, seconds before the
+        // visitor has heard it. While reply audio is audible here the audio clock decides (see _applyFrame).
+        if (this._audible() && ev.state !== 'listening') {
+          if (ev.state === 'speaking') this._setState('speaking', ev.expression);
+          else this.afterPlayback = ev.expression || null;
+        } else {
+          this._setState(ev.state || this.state, ev.expression);
+        }
         break;
       case 'response.output_audio_transcript.delta':
       case 'response.output_text.delta': {
@@ -295,6 +356,11 @@ export class FalanteClient extends EventTarget {
     }
     this._emit('event', ev);
   }
+}
+
+function parseEvent(data) {
+  if (typeof data !== 'string') return null;
+  try { return JSON.parse(data); } catch (err) { if (err instanceof SyntaxError) return null; throw err; }
 }
 
 function defaultUrl() {

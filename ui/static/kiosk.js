@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const LABELS = { idle: 'pronta', listening: 'ouvindo…', thinking: 'pensando…', speaking: 'falando' };
 
 export async function main() {
-  const p = pageParams({ voice: 'jf_alpha', renderer: '2d', reset: '90', greeting: 'Olá! Eu sou a Falante. Como posso ajudar?' });
+  const p = pageParams({ voice: '', renderer: '2d', reset: '90', greeting: 'Olá! Eu sou a Falante. Como posso ajudar?' });
   const resetMs = Math.max(10, Number(p.reset) || 90) * 1000;
   const avatar = await createAvatar($('avatar'), { renderer: p.renderer, glb: p.glb });
   const dbg = { avatar, resets: 0, reconnects: 0, transcripts: [], replies: [], client: null, greeted: 0 };
@@ -55,6 +55,7 @@ export async function main() {
       if (e.detail.final) dbg.replies.push(e.detail.text);
     });
     client.addEventListener('server-error', (e) => console.warn('falante error', e.detail));
+    client.addEventListener('warning', (e) => console.warn('falante', e.detail.message));
     client.addEventListener('close', () => {
       if (!wantOpen || dbg.client !== client) return;
       status('reconectando…', 'down');
