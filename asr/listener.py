@@ -9,8 +9,8 @@ Why this shape:
   partials) + the newest decode's unconfirmed tail (may change), so the first words show up after one decode.
   Windows longer than `partial_window_s` are cut at a pause; the cut piece gets a final-quality decode in the
   background, so finals stay fast at any length.
-- Finals: decoded speculatively once `speculative_final_ms` of silence is seen, so the text is usually ready when
-  the end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again.
+- Finals: decoded speculatively once `speculative_final_ms` (and FINAL_TAIL) of silence is seen, so the text is
+  usually ready when the end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from .vad import SileroVadModel, check_audio
 
 MS = ASR_SAMPLE_RATE // 1000
 IDLE_KEEP = 2 * ASR_SAMPLE_RATE  # audio kept while nobody speaks (prefix padding + VAD onset look-back)
-FINAL_TAIL = 160 * MS  # trailing silence given to Whisper after the speech end (it ends sentences better)
+# trailing silence given to Whisper after the speech end: it ends sentences better. Streaming WER on the dev set's
+# single clips (beam 8, silence 700 ms, 2026-12-02): 160 ms 0.154, 300 ms 0.145, 400 ms 0.130, 500 ms 0.136.
+FINAL_TAIL = 400 * MS
 _END = object()
 
 

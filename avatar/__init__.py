@@ -6,7 +6,7 @@ Pure Python + numpy, no model weights: the browser renders the face from these f
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from falante.types import AvatarFrame
 

@@ -10,8 +10,8 @@ glide by `split_ipa`, so the mouth travels from one shape to the other instead o
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 from openfacefx.ipa import IPA_MAPPING, is_ipa_vowel
 from openfacefx.retarget import PRESETS
@@ -70,9 +70,7 @@ def split_ipa(text: str) -> list[str]:
     tokens: list[str] = []
     for ch in unicodedata.normalize("NFD", text):
         if ch in _PAUSE_CHARS:
-            if tokens and tokens[-1] != SILENCE:
-                tokens.append(SILENCE)
-            elif not tokens:
+            if tokens and tokens[-1] != SILENCE or not tokens:
                 tokens.append(SILENCE)
             continue
         if ch in _STRESS_AND_LENGTH:

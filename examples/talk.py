@@ -17,7 +17,7 @@ import numpy as np
 from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from falante.audio import float_to_pcm16_bytes, read_wav, resample, write_wav  # noqa: E402
+from falante.audio import float_to_pcm16_bytes, read_wav, resample, write_wav
 
 RATE = 24_000
 

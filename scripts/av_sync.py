@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from avatar import Timeline, mouth_open  # noqa: E402
+from avatar import Timeline, mouth_open
 
 MANIFEST = ROOT.parent / "shared" / "data" / "ptbr-speech-dev" / "manifest.jsonl"
 GRID_S = 0.005

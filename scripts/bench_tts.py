@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from falante.config import KokoroSettings  # noqa: E402
-from tts.kokoro import KokoroSynthesizer  # noqa: E402
-from tts.timing import SIL, estimate_samples, speech_bounds, to_timings  # noqa: E402
+from falante.config import KokoroSettings
+from tts.kokoro import KokoroSynthesizer
+from tts.timing import SIL, estimate_samples, speech_bounds, to_timings
 
 DEV = Path(os.environ.get("FALANTE_DEV_SET", Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbr-speech-dev"))
 TEN_WORDS = "Olá, eu sou a Falante e posso ajudar você hoje."

@@ -23,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from falante.config import Settings  # noqa: E402
-from server.app import create_app  # noqa: E402
-from server.run import running  # noqa: E402
-from tests.conftest import dev_clip, dev_manifest  # noqa: E402
-from tests.sdk_client import speak_and_listen  # noqa: E402
+from falante.config import Settings
+from server.app import create_app
+from server.run import running
+from tests.conftest import dev_clip, dev_manifest
+from tests.sdk_client import speak_and_listen
 
 RATE = 24_000
 STAGES = ("endpoint", "asr_final", "llm_first_token", "llm_first_sentence", "tts_first_audio", "voice_to_voice",

@@ -7,6 +7,7 @@ Latency per reply: TTFT (first delta), first-sentence latency (llm.sentences), d
     python scripts/eval_llm.py --backend vllm [--model bundled:qwen2.5-0.5b-instruct] --json out.json
     python scripts/eval_llm.py --backend openai --base-url http://127.0.0.1:8001/v1
     python scripts/eval_llm.py --backend vllm llama-cpp   # paired: same questions, alternating order (ABBA)
+    python scripts/eval_llm.py --backend llama-cpp llama-cpp@bundled:qwen2.5-1.5b-instruct   # BACKEND@MODEL
 
 Paired mode loads every backend in one process and alternates them question by question, so a noisy shared
 machine slows both alike; compare backends only from paired runs.
@@ -54,16 +55,21 @@ QUESTIONS = [
 ]
 
 
-def build(args: argparse.Namespace, backend: str):
+def build(args: argparse.Namespace, spec: str):
+    """`spec` = BACKEND or BACKEND@MODEL (the model defaults to --model)."""
+    backend, _, model = spec.partition("@")
+    model = model or args.model
     if backend == "vllm":
         from llm.vllm_engine import VllmLanguageModel
 
-        return VllmLanguageModel(VllmSettings(model=args.model, max_model_len=1024, max_num_seqs=4,
+        return VllmLanguageModel(VllmSettings(model=model, max_model_len=1024, max_num_seqs=4,
                                               kv_cache_gib=1, enforce_eager=args.enforce_eager))
     if backend == "llama-cpp":
         from llm.llamacpp import LlamaCppLanguageModel
 
-        return LlamaCppLanguageModel(LlamaCppSettings(model=args.model, n_ctx=1024, n_threads=args.threads))
+        return LlamaCppLanguageModel(LlamaCppSettings(model=model, n_ctx=1024, n_threads=args.threads))
+    if backend != "openai":
+        raise SystemExit(f"unknown backend {backend!r}: vllm | llama-cpp | openai")
     from llm.remote import OpenAICompatLanguageModel
 
     return OpenAICompatLanguageModel(OpenAISettings(base_url=args.base_url, model=args.model_name))
@@ -120,7 +126,8 @@ def summarize(rows: list[dict]) -> dict:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", nargs="+", choices=["vllm", "llama-cpp", "openai"], default=["llama-cpp"])
+    parser.add_argument("--backend", nargs="+", default=["llama-cpp"],
+                        help="vllm | llama-cpp | openai, each optionally @MODEL")
     parser.add_argument("--model", default="bundled:qwen2.5-0.5b-instruct")
     parser.add_argument("--base-url", default="http://127.0.0.1:8001/v1")
     parser.add_argument("--model-name", default="", help="openai backend: served model (default: the first)")
@@ -146,12 +153,12 @@ async def main() -> None:
             rows[backend].append(row)
             flags = ("pt" if row["portuguese"] else f"NOT-PT({row['language']})",
                      f"{row['sentences']} sent", "MARKUP" if row["markup"] else "")
-            print(f"{backend:9} [{row['ttft_s']:.2f}s/{row['first_sentence_s'] or 0:.2f}s] {question} → "
+            print(f"{backend} [{row['ttft_s']:.2f}s/{row['first_sentence_s'] or 0:.2f}s] {question} → "
                   f"{row['reply']!r} {' '.join(f for f in flags if f)}", flush=True)
     for llm in llms.values():
         await llm.close()
-    summaries = [{"backend": b, "model": args.model, "start_s": start_s[b], **summarize(rows[b])}
-                 for b in args.backend]
+    summaries = [{"backend": b.partition("@")[0], "model": b.partition("@")[2] or args.model, "start_s": start_s[b],
+                  **summarize(rows[b])} for b in args.backend]
     print(json.dumps(summaries, ensure_ascii=False, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"summaries": summaries, "rows": rows}, ensure_ascii=False, indent=2))

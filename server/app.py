@@ -9,9 +9,9 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -158,7 +158,7 @@ async def serve_session(ws: WebSocket, state: AppState) -> None:
         while not writer.done():
             try:
                 message = await asyncio.wait_for(ws.receive(), settings.limits.idle_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await session.error(p.ProtocolError("idle_timeout", "no event for "
                                                     f"{settings.limits.idle_timeout_s:g} s; closing"))
                 break

@@ -33,7 +33,7 @@ class SessionConfig:
     max_tokens: int
 
     @classmethod
-    def defaults(cls, settings: Settings) -> "SessionConfig":
+    def defaults(cls, settings: Settings) -> SessionConfig:
         vad = settings.asr.vad
         return cls(instructions="", voice=getattr(settings.tts, "voice", "default"),
                    speed=getattr(settings.tts, "speed", 1.0), input_codec="audio/pcm", input_rate=DEFAULT_RATE,
@@ -46,7 +46,7 @@ class SessionConfig:
                    max_tokens=settings.chat.max_tokens)
 
     # ------------------------------------------------------------------------------------------------ update
-    def updated(self, s: p.SessionUpdate, voices: list[str]) -> "SessionConfig":
+    def updated(self, s: p.SessionUpdate, voices: list[str]) -> SessionConfig:
         cfg = self
         if s.instructions is not None:
             cfg = replace(cfg, instructions=s.instructions)
@@ -68,7 +68,7 @@ class SessionConfig:
             cfg = cfg._with_output(audio.output, voices, "session.audio.output")
         return cfg
 
-    def _with_turn_detection(self, td: p.TurnDetection | None) -> "SessionConfig":
+    def _with_turn_detection(self, td: p.TurnDetection | None) -> SessionConfig:
         if td is None:
             return replace(self, turn_detection=None)
         merged = (self.turn_detection or p.TurnDetection()).model_copy(
@@ -83,7 +83,7 @@ class SessionConfig:
             "silence_ms": silence})
         return replace(self, turn_detection=merged, vad=vad)
 
-    def _with_output(self, out: p.AudioOutput, voices: list[str], where: str) -> "SessionConfig":
+    def _with_output(self, out: p.AudioOutput, voices: list[str], where: str) -> SessionConfig:
         cfg = self
         if out.format:
             codec, rate = _format(out.format, f"{where}.format")
@@ -97,7 +97,7 @@ class SessionConfig:
             cfg = replace(cfg, speed=out.speed)
         return cfg
 
-    def for_response(self, options: p.ResponseOptions | None) -> "ResponseConfig":
+    def for_response(self, options: p.ResponseOptions | None) -> ResponseConfig:
         cfg = self
         if options and options.audio and options.audio.output:
             cfg = cfg._with_output(options.audio.output, [], "response.audio.output")

@@ -21,6 +21,8 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
         self.responses = Counter("falante_responses", "Responses by final status", ["status"],
                                  registry=self.registry)
+        self.off_language = Counter("falante_replies_off_language", "Replies the language guard found not Portuguese",
+                                    ["language"], registry=self.registry)
         self.client_errors = Counter("falante_client_errors", "error events sent, by code", ["code"],
                                      registry=self.registry)
         self.audio_seconds_in = Counter("falante_audio_in_seconds", "Client audio received", registry=self.registry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -159,8 +159,8 @@ class ResponseCancelEvent(ClientEvent):
 
 
 AnyClientEvent = Annotated[
-    Union[SessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent, ItemCreateEvent, ItemTruncateEvent,
-          ItemDeleteEvent, ResponseCreateEvent, ResponseCancelEvent],
+    SessionUpdateEvent | AppendEvent | CommitEvent | ClearEvent | ItemCreateEvent | ItemTruncateEvent
+    | ItemDeleteEvent | ResponseCreateEvent | ResponseCancelEvent,
     Field(discriminator="type"),
 ]
 CLIENT_EVENT_TYPES = frozenset(

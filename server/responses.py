@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from llm.errors import LLMError
+from llm.language import is_portuguese, score_language
 
 if TYPE_CHECKING:
     from server.session import Session
@@ -20,7 +21,7 @@ log = logging.getLogger("falante.responses")
 CANCEL_REASONS = {"barge_in": "turn_detected", "client_cancelled": "client_cancelled"}
 
 
-def _item(turn: "Turn", status: str) -> dict[str, Any]:
+def _item(turn: Turn, status: str) -> dict[str, Any]:
     kind = "output_audio" if turn.options.audio else "output_text"
     text = turn.text.strip() if status == "completed" else turn.heard_text(turn.heard_samples())
     part = {"type": kind, "transcript": text} if turn.options.audio else {"type": kind, "text": text}
@@ -28,7 +29,7 @@ def _item(turn: "Turn", status: str) -> dict[str, Any]:
             "status": status, "content": [part] if status != "in_progress" else []}
 
 
-async def run_turn(session: "Session", turn: "Turn", keep_history: bool) -> None:
+async def run_turn(session: Session, turn: Turn, keep_history: bool) -> None:
     emit = session.emit
     audio = turn.options.audio
     part_type = "audio" if audio else "text"
@@ -66,7 +67,7 @@ async def run_turn(session: "Session", turn: "Turn", keep_history: bool) -> None
     await _finish(session, turn, keep_history)
 
 
-async def _finish(session: "Session", turn: "Turn", keep_history: bool) -> None:
+async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
     emit, rid = session.emit, turn.response_id
     status = turn.status
     item_status = "completed" if status == "completed" else "incomplete"
@@ -98,7 +99,11 @@ async def _finish(session: "Session", turn: "Turn", keep_history: bool) -> None:
         if stage != "cancel":
             metrics.observe(stage, seconds)
     metrics.audio_seconds_out.inc(turn.samples_sent / turn.options.out_rate)
-    await emit({"type": "falante.response.metrics", "response_id": rid,
+    language = score_language(turn.text).language
+    if not is_portuguese(turn.text):  # the small model drifted (English, Spanish, Chinese): count it, say it
+        metrics.off_language.labels(language=language).inc()
+        log.warning("response %s is not Portuguese (%s): %.80r", rid, language, turn.text)
+    await emit({"type": "falante.response.metrics", "response_id": rid, "language": language,
                 "latency_ms": {k: round(v * 1000, 1) for k, v in turn.timings.items()},
                 "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate})
     await emit({"type": "response.done", "response": {

@@ -12,12 +12,13 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 
 from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64
-from falante.config import Settings, VadSettings
+from falante.config import Settings
 from falante.g711 import decode_g711
 from falante.types import ASR_SAMPLE_RATE, SpeechStarted, SpeechStopped, Transcript
 from llm.conversation import Conversation, token_counter_for
@@ -264,7 +265,7 @@ class Session:
             await self.error(p.ProtocolError("asr_failed", f"speech recognition failed: {exc}", type="server_error"))
 
     async def _on_listener_event(self, ev: Any) -> None:
-        ms = lambda sample: (self._listener_base + sample) * 1000 // ASR_SAMPLE_RATE  # noqa: E731
+        ms = lambda sample: (self._listener_base + sample) * 1000 // ASR_SAMPLE_RATE
         if isinstance(ev, SpeechStarted):
             self._speech = (p.new_id("item"), self._listener_base + ev.sample)
             self._partial_sent = ""

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 
 from avatar import Timeline, expression_for, frames_to_wire
 from falante.audio import StreamResampler, encode_pcm16_base64
-from falante.g711 import encode_g711
 from falante.config import Settings
+from falante.g711 import encode_g711
 from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer
 from llm.errors import LLMError
 from llm.sentences import SentenceSplitter

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 
 from falante.config import VadSettings
-from falante.types import (ASR_SAMPLE_RATE, ChatMessage, PhonemeTiming, SpeechChunk, SpeechStarted, SpeechStopped,
-                           Transcript)
+from falante.types import (
+    ASR_SAMPLE_RATE,
+    ChatMessage,
+    PhonemeTiming,
+    SpeechChunk,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+)
 from llm.errors import LLMError
 
 

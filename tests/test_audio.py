@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from falante.audio import (AudioFormatError, StreamResampler, decode_pcm16_base64, encode_pcm16_base64, resample)
+from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64, encode_pcm16_base64, resample
 from falante.bundles import BundleError, Part, assemble
 from falante.g711 import decode_g711, encode_g711
 

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from falante.config import VadSettings
-from falante.types import (ASR_SAMPLE_RATE, LanguageModel, SpeechChunk, SpeechRecognizer, SpeechStarted,
-                           SpeechStopped, SpeechSynthesizer, Transcript, ChatMessage)
+from falante.types import (
+    ASR_SAMPLE_RATE,
+    ChatMessage,
+    LanguageModel,
+    SpeechChunk,
+    SpeechRecognizer,
+    SpeechStarted,
+    SpeechStopped,
+    SpeechSynthesizer,
+    Transcript,
+)
 from tests.conftest import dev_clip, dev_manifest, fake_backends
 
 REAL = pytest.param("real", marks=pytest.mark.model)

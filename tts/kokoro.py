@@ -24,7 +24,7 @@ from tts.g2p import phonemize
 from tts.segment import fit_pieces
 from tts.timing import SIL, estimate_samples, to_timings, trim_to_energy
 
-__all__ = ["KokoroSynthesizer", "KokoroError"]
+__all__ = ["KokoroError", "KokoroSynthesizer"]
 
 log = logging.getLogger(__name__)
 

@@ -107,20 +107,20 @@ _EMOJI = re.compile("[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U000
 
 def strip_markup(text: str) -> str:
     """Remove markdown and emojis (LLM replies carry them); keep link texts and the words of inline code."""
-    text = re.sub(r"```.*?(```|$)", " ", text, flags=re.S)  # code blocks are not speech
+    text = re.sub(r"```.*?(```|$)", " ", text, flags=re.DOTALL)  # code blocks are not speech
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)  # images
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links → their text
     text = re.sub(r"`([^`]*)`", r"\1", text)
-    text = re.sub(r"^\s{0,3}#{1,6}\s*", "", text, flags=re.M)  # headings
-    text = re.sub(r"^\s*>+\s?", "", text, flags=re.M)  # quotes
-    text = re.sub(r"^\s*(?:[-*+•]|\d+[.)])\s+", "", text, flags=re.M)  # list bullets and numbers
-    text = re.sub(r"^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|?)+[ \t]*\n?", "", text, flags=re.M)  # table rules
+    text = re.sub(r"^\s{0,3}#{1,6}\s*", "", text, flags=re.MULTILINE)  # headings
+    text = re.sub(r"^\s*>+\s?", "", text, flags=re.MULTILINE)  # quotes
+    text = re.sub(r"^\s*(?:[-*+•]|\d+[.)])\s+", "", text, flags=re.MULTILINE)  # list bullets and numbers
+    text = re.sub(r"^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|?)+[ \t]*\n?", "", text, flags=re.MULTILINE)  # table rules
     text = re.sub(r"^[ \t]*\|(.*?)\|?[ \t]*$", lambda m: ", ".join(c.strip() for c in m.group(1).split("|")),
-                  text, flags=re.M)  # table rows → comma-separated cells
+                  text, flags=re.MULTILINE)  # table rows → comma-separated cells
     text = text.replace("|", ", ")
     text = re.sub(r"(\*\*|__|~~)(.+?)\1", r"\2", text)
     text = re.sub(r"(?<![\w*])[*_](?!\s)(.+?)(?<!\s)[*_](?![\w*])", r"\1", text)
-    text = re.sub(r"^\s*([-*_])\1{2,}\s*$", "", text, flags=re.M)  # horizontal rules
+    text = re.sub(r"^\s*([-*_])\1{2,}\s*$", "", text, flags=re.MULTILINE)  # horizontal rules
     text = _EMOJI.sub(" ", text)
     text = re.sub(r"(?<=[^\s.!?:;,])[ \t]*\n\s*", ". ", text.strip())  # lines and paragraphs end sentences
     text = re.sub(r"\s*\n\s*", " ", text)
@@ -187,7 +187,7 @@ def _dates(text: str) -> str:
     text = re.sub(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b", numeric, text)
     months = "|".join(_MONTHS)
     return re.sub(rf"\b(\d{{1,2}})(?:º|°)?(?= de (?:{months})\b)", lambda m: day(int(m.group(1))), text,
-                  flags=re.I)
+                  flags=re.IGNORECASE)
 
 
 def _times(text: str) -> str:
@@ -228,7 +228,7 @@ def _abbreviations(text: str) -> str:
         return word.capitalize() if m.group(1)[0].isupper() else word
 
     keys = "|".join(sorted(map(re.escape, _ABBREVIATIONS), key=len, reverse=True))
-    return re.sub(rf"(?<![\w.])({keys})\.(?!\w)", say, text, flags=re.I)
+    return re.sub(rf"(?<![\w.])({keys})\.(?!\w)", say, text, flags=re.IGNORECASE)
 
 
 def _units(text: str) -> str:
@@ -240,7 +240,7 @@ def _units(text: str) -> str:
         singular = number in ("1", "-1")
         return f"{number_to_words(number, feminine=one.endswith('a'))} {one if singular else many}"
 
-    return re.sub(rf"(-?(?:{_NUM}))\s?({keys})(?![\w/²])", say, text, flags=re.I)
+    return re.sub(rf"(-?(?:{_NUM}))\s?({keys})(?![\w/²])", say, text, flags=re.IGNORECASE)
 
 
 def _numbers(text: str) -> str:

@@ -11,13 +11,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["split_sentences", "fit_pieces"]
+__all__ = ["fit_pieces", "split_sentences"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=\S)")
 _CONJUNCTIONS = ("e", "mas", "ou", "porém", "porque", "pois", "que", "quando", "se", "então", "enquanto", "como")
 _BOUNDARIES = (
     re.compile(r"(?<=[,;:—])\s+"),
-    re.compile(rf"\s+(?=(?:{'|'.join(_CONJUNCTIONS)})\s)", re.I),
+    re.compile(rf"\s+(?=(?:{'|'.join(_CONJUNCTIONS)})\s)", re.IGNORECASE),
     re.compile(r"\s+"),
 )
 

@@ -71,7 +71,7 @@ async def test_intake_continues_while_a_decode_is_pending():
 async def test_final_is_decoded_speculatively_before_end_of_turn():
     rec = ScriptedRecognizer()
     rec.gate = asyncio.Event()
-    audio = concat([silence(0.3), tone(1.0), silence(0.3)])  # 300 ms silence < 500 ms end of turn
+    audio = concat([silence(0.3), tone(1.0), silence(0.45)])  # FINAL_TAIL (400 ms) < 450 ms < 500 ms end of turn
     listener = make(rec, partials=False, speculative_final_ms=160)
 
     async def source():

@@ -1,25 +1,17 @@
 """Spoken Portuguese in, spoken Portuguese out, with the real offline models and the official `openai` SDK."""
 
-import base64
-import re
 
 import jiwer
 import numpy as np
 import pytest
 
 from asr.wer import normalize as normalize_pt
+from llm.language import score_language
 from tests.conftest import dev_clip, dev_manifest
-from tests.sdk_client import sdk_client, speak_and_listen
+from tests.sdk_client import speak_and_listen
 
 pytestmark = pytest.mark.model
 RATE = 24_000
-PT_WORDS = {"de", "que", "o", "a", "é", "você", "para", "em", "um", "uma", "não", "sim", "posso", "olá", "bom",
-            "dia", "com", "no", "na", "os", "as", "se", "por", "ajudar", "claro", "obrigado", "está", "muito"}
-
-
-def looks_portuguese(text: str) -> bool:
-    words = re.findall(r"\w+", text.lower())
-    return bool(words) and sum(w in PT_WORDS for w in words) / len(words) >= 0.15
 
 
 async def test_spoken_question_gets_spoken_portuguese_answer(real_server):
@@ -35,7 +27,7 @@ async def test_spoken_question_gets_spoken_portuguese_answer(real_server):
     done = conv.of("response.done")[0]
     assert done["response"]["status"] == "completed", done
     reply = conv.of("response.output_audio_transcript.done")[0]["transcript"]
-    assert looks_portuguese(reply), reply
+    assert score_language(reply).language == "pt", reply
     audio_s = len(conv.audio()) / 2 / RATE
     assert audio_s >= 1.0, audio_s
     frames = [f for e in conv.of("falante.avatar.frames") for f in e["frames"]]

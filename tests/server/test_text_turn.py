@@ -1,5 +1,8 @@
 """A typed turn through the real websocket server with fake models: the full response event sequence."""
 
+import asyncio
+import urllib.request
+
 from tests.conftest import fake_backends
 from tests.fakes import FakeLLM
 
@@ -31,3 +34,19 @@ async def test_typed_message_gets_audio_reply_with_avatar_frames(fake_server, cl
     assert len(frames[0]["visemes"]) == 15
     # the persona is the system prompt and the user's words reached the model
     assert llm.requests[0][0].role == "system" and llm.requests[0][-1].content == "Oi"
+
+
+async def test_language_guard_reports_a_reply_that_drifted_out_of_portuguese(fake_server, client_for):
+    llm = FakeLLM("Sure! I can help you with that today.")
+    async with fake_server(fake_backends(llm=llm)) as (url, app), client_for(url) as c:
+        for reply, expected in (("Sure! I can help you with that today.", "en"), ("Claro, posso ajudar com isso.", "pt")):
+            llm.reply = reply
+            await c.send({"type": "conversation.item.create", "item": {
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Oi"}]}})
+            await c.send({"type": "response.create"})
+            await c.until("response.done")
+            assert c.of_type("falante.response.metrics")[-1]["language"] == expected
+        host = url.removeprefix("ws://").split("/")[0]
+        # off the loop: the server under test runs on this event loop
+        metrics = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://{host}/metrics").read().decode())
+    assert 'falante_replies_off_language_total{language="en"} 1.0' in metrics

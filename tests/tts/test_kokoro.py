@@ -2,17 +2,16 @@
 
 import asyncio
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from falante.config import KokoroSettings
 from falante.types import SpeechSynthesizer
+from tests.conftest import DEV_DIR as DEV
 from tts.kokoro import KokoroError, KokoroSynthesizer
 from tts.timing import SIL, speech_bounds
 
-from tests.conftest import DEV_DIR as DEV  # noqa: E402  (<repo>/../shared/data/ptbr-speech-dev)
 # The most intelligible of the bundled (Japanese) voices for pt-BR: round-trip WER 0.07 vs 0.19 for jf_alpha.
 ROUND_TRIP_VOICE = "jm_kumo"
 pytestmark = pytest.mark.model

@@ -6,34 +6,19 @@ ones in docs/screenshots/."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import jiwer
 import pytest
 
 from asr.wer import normalize
+from llm.language import score_language
 from tests.conftest import dev_manifest
 
 from .conftest import CLIP
 from .pages import assert_lip_sync, assert_rest, now_ms, received, wait_for, wait_frames
 
 pytestmark = [pytest.mark.model, pytest.mark.browser]
-# common Portuguese function words and short replies (a reply like "Sem problemas, ficarei bem!" must count)
-PT_WORDS = frozenset([
-    "a", "à", "ao", "aos", "as", "às", "até", "bem", "boa", "bom", "cada", "claro", "com", "como", "da", "das",
-    "de", "do", "dos", "e", "é", "ela", "ele", "em", "então", "essa", "esse", "esta", "está", "estou", "eu", "foi",
-    "há", "hoje", "isso", "já", "lá", "mais", "mas", "me", "meu", "minha", "muito", "na", "nas", "não", "no", "nos",
-    "o", "obrigada", "obrigado", "olá", "onde", "os", "ou", "para", "pela", "pelo", "pode", "posso", "por",
-    "porque", "pra", "quando", "que", "quem", "se", "sem", "ser", "seu", "sim", "sobre", "sou", "sua", "também",
-    "te", "tem", "tenho", "tudo", "um", "uma", "você", "vocês", "ajudar", "ajudo", "dia", "noite", "tarde", "horas",
-    "aqui", "agora", "prazer",
-])
-
-
-def looks_portuguese(text: str) -> bool:
-    words = re.findall(r"\w+", text.lower())
-    return bool(words) and sum(w in PT_WORDS for w in words) / len(words) >= 0.15
 
 
 def write_timings(events: list[dict], path: Path) -> None:
@@ -76,7 +61,7 @@ async def test_kiosk_hears_portuguese_and_answers_with_real_models(real_server, 
         assert wer < 0.5, (transcript, wer)
         await speaks_and_rests(page, screenshots / "kiosk_real_speaking.png")
         reply = await page.text_content("#reply-line")
-        assert looks_portuguese(reply), reply
+        assert score_language(reply).language == "pt", reply
         done = await received(page, "response.done")
         assert done and done[0]["response"]["status"] == "completed", done
         assert await received(page, "error") == []
@@ -96,7 +81,7 @@ async def test_chat_answers_a_typed_question_with_real_models(real_server, brows
         await page.press(".fa-text", "Enter")
         await speaks_and_rests(page, screenshots / "chat_real_speaking.png")
         reply = await page.evaluate("() => falanteDebug.replies[0]")
-        assert looks_portuguese(reply), reply
+        assert score_language(reply).language == "pt", reply
         assert reply in await page.text_content(".fa-log")
         assert await received(page, "error") == []
         await page.screenshot(path=str(screenshots / "chat_real.png"))
