@@ -9,7 +9,7 @@ Why this shape:
   partials) + the newest decode's unconfirmed tail (may change), so the first words show up after one decode.
   Windows longer than `partial_window_s` are cut at a pause; the cut piece gets a final-quality decode in the
   background, so finals stay fast at any length.
-- Finals: decoded speculatively once `speculative_final_ms` (and FINAL_TAIL) of silence is seen, so the text is
+- Finals: decoded speculatively once `speculative_final_ms` (and `final_tail_ms`) of silence is seen, so the text is
   usually ready when the end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again.
 """
 
@@ -32,9 +32,6 @@ from .vad import SileroVadModel, check_audio
 
 MS = ASR_SAMPLE_RATE // 1000
 IDLE_KEEP = 2 * ASR_SAMPLE_RATE  # audio kept while nobody speaks (prefix padding + VAD onset look-back)
-# trailing silence given to Whisper after the speech end: it ends sentences better. Streaming WER on the dev set's
-# single clips (beam 8, silence 700 ms, 2026-12-02): 160 ms 0.154, 300 ms 0.145, 400 ms 0.130, 500 ms 0.136.
-FINAL_TAIL = 400 * MS
 _END = object()
 
 
@@ -79,6 +76,7 @@ class Listener:
         self.partial_every = max(settings.partial_interval_ms, 100) * MS
         self.max_window = int(max(settings.partial_window_s, 2.0) * ASR_SAMPLE_RATE)
         self.speculate_after = max(settings.speculative_final_ms, 32) * MS
+        self.final_tail = max(settings.final_tail_ms, 0) * MS
         self._utt: _Utterance | None = None
         self._out: deque[ListenerEvent | asyncio.Task] = deque()  # tasks stand for finals not yet decoded
 
@@ -170,7 +168,7 @@ class Listener:
             self._maybe_cut(utt)
             self._maybe_partial(utt)
         elif (utt.final_task is None and self.vad.silence_run >= self.speculate_after
-              and self.vad.speech_end is not None and self.audio.end >= self.vad.speech_end + FINAL_TAIL):
+              and self.vad.speech_end is not None and self.audio.end >= self.vad.speech_end + self.final_tail):
             self._launch_final(utt, self.vad.speech_end)
 
     def _on_vad(self, event: SpeechStarted | SpeechStopped) -> None:
@@ -197,7 +195,7 @@ class Listener:
     # ------------------------------------------------------------------ decodes
     def _launch_final(self, utt: _Utterance, speech_end: int) -> None:
         # a running partial is left alone: the speech may go on, and the recognizer runs finals first anyway
-        end = min(speech_end + FINAL_TAIL, self.audio.end)
+        end = min(speech_end + self.final_tail, self.audio.end)
         audio = self.audio.view(utt.window_start, end)
         utt.final_task = asyncio.ensure_future(self.recognizer.transcribe(audio, language=self.language))
         utt.final_end = speech_end

@@ -85,18 +85,15 @@ class LlamaCppLanguageModel:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
-        work = loop.run_in_executor(self._executor, self._generate, llm, chat, max_tokens, temperature,
-                                    stop, loop, queue)
+        loop.run_in_executor(self._executor, self._generate, llm, chat, max_tokens, temperature, stop, loop, queue)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, LLMError):
                     raise item
                 yield item
-        except (asyncio.CancelledError, GeneratorExit):
-            stop.set()
-            await asyncio.wait([work])  # decoding stops within one token; the model is free afterwards
-            raise
         finally:
+            # decoding stops at the next token. Not awaited: on a busy CPU one token can take a second and the
+            # barge-in must not wait for it; the next request queues behind it on the single-worker executor.
             stop.set()
 
     def _generate(self, llm: Any, chat: list[dict[str, str]], max_tokens: int, temperature: float,

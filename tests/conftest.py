@@ -118,9 +118,10 @@ async def client_for() -> AsyncIterator[Callable[..., Any]]:
 @pytest.fixture(scope="session")
 async def real_server():
     """The embedded default (real offline models) on a loopback port, built once for the whole test run; the pages
-    are mounted too, so the browser tests (tests/ui) share the one real vLLM engine with the e2e tests."""
+    are mounted too, so the browser tests (tests/ui) share the one real LLM with the e2e tests."""
     settings = Settings()
     settings.server.ui = True
+    settings.chat.temperature = 0.0  # greedy: the same reply on every run (a sampled 0.5B once answered "Claro, aula.")
     app = create_app(settings)
     async with running(app, settings) as host:
         yield host, app

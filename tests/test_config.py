@@ -14,7 +14,7 @@ def clean_env(monkeypatch):
 def test_default_is_the_embedded_cpu_profile():
     s = Settings()
     assert (s.asr.model, s.asr.device, s.llm.kind, s.llm.model, s.tts.kind) == (
-        "bundled:whisper-base", "cpu", "vllm", "bundled:qwen2.5-0.5b-instruct", "kokoro")
+        "bundled:whisper-base", "cpu", "llama-cpp", "bundled:qwen2.5-0.5b-instruct", "kokoro")
 
 
 def test_shipped_profiles_load(monkeypatch):

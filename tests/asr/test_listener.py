@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from asr.listener import FINAL_TAIL, Listener, transcribe_buffer
+from asr.listener import Listener, transcribe_buffer
 from asr.vad import WINDOW
 from falante.config import FasterWhisperSettings, VadSettings
 from falante.types import SpeechStarted, SpeechStopped, Transcript
@@ -39,7 +39,7 @@ async def test_one_utterance_gives_started_partials_stopped_final():
     assert events[0][1] == SpeechStarted(16 * WINDOW) and events[-2][1] == SpeechStopped((16 + 64) * WINDOW)
     finals = [n for n, partial in rec.calls if not partial]
     # the decoded final spans prefix padding + speech + a short tail
-    assert finals[-1] == (64 * WINDOW) + 300 * 16 + FINAL_TAIL
+    assert finals[-1] == (64 * WINDOW) + 300 * 16 + FasterWhisperSettings().final_tail_ms * 16
 
 
 async def test_partials_arrive_while_speaking_in_real_time():
@@ -71,7 +71,7 @@ async def test_intake_continues_while_a_decode_is_pending():
 async def test_final_is_decoded_speculatively_before_end_of_turn():
     rec = ScriptedRecognizer()
     rec.gate = asyncio.Event()
-    audio = concat([silence(0.3), tone(1.0), silence(0.45)])  # FINAL_TAIL (400 ms) < 450 ms < 500 ms end of turn
+    audio = concat([silence(0.3), tone(1.0), silence(0.45)])  # final_tail_ms (400) < 450 ms < 500 ms end of turn
     listener = make(rec, partials=False, speculative_final_ms=160)
 
     async def source():

@@ -26,7 +26,7 @@ async def finals_of(listener: Listener, name: str, realtime: bool = False) -> li
 
 
 async def test_streaming_wer_on_clean_single_clips(whisper, silero_vad):
-    # the defaults: beam 8 (beam 5 measures 0.151 here) and a 400 ms final tail (asr.listener.FINAL_TAIL); Whisper
+    # the defaults: beam 8 (beam 5 measures 0.151 here) and a 400 ms final_tail_ms; Whisper
     # base moves by ±0.02 on this 345-word set with any small change of the audio window (docs/benchmarks.md)
     # partials off: they do not change the final's audio, and the dev set is fed faster than real time here
     settings = FasterWhisperSettings(partials=False)
