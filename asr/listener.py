@@ -76,7 +76,7 @@ class Listener:
         self.partial_every = max(settings.partial_interval_ms, 100) * MS
         self.max_window = int(max(settings.partial_window_s, 2.0) * ASR_SAMPLE_RATE)
         self.speculate_after = max(settings.speculative_final_ms, 32) * MS
-        self.final_tail = max(settings.final_tail_ms, 0) * MS
+        self.final_tail = settings.final_tail_ms * MS
         self._utt: _Utterance | None = None
         self._out: deque[ListenerEvent | asyncio.Task] = deque()  # tasks stand for finals not yet decoded
 

@@ -73,7 +73,7 @@ class FasterWhisperSettings(Section):
     # Audio after the VAD's speech end given to the final decode: Whisper ends sentences better with it. Streaming
     # WER, dev-set single clips, beam 8, 2026-12-02: 160 ms 0.154, 300 ms 0.145, 400 ms 0.130, 500 ms 0.136. On CPU
     # each ms past ~160 delays the speculative final by as much (docs/benchmarks.md); on GPU it is free.
-    final_tail_ms: int = 400
+    final_tail_ms: int = Field(400, ge=0, le=2000)
     final_temperatures: list[float] = [0.0, 0.4]  # finals: fallback steps when a decode looks wrong (faster-whisper)
     vad: VadSettings = VadSettings()
 

@@ -41,6 +41,9 @@ def test_bad_config_is_a_clear_error(tmp_path):
     path.write_text('[llm]\nkind = "gpt-9"\n')
     with pytest.raises(ValidationError, match="kind"):
         load_settings(path)
+    path.write_text('[asr]\nfinal_tail_ms = -1\n')
+    with pytest.raises(ValidationError, match="final_tail_ms"):
+        load_settings(path)
     path.write_text('[server]\nprot = 1\n')
     with pytest.raises(ValidationError, match="prot"):
         load_settings(path)
