@@ -9,8 +9,10 @@ Why this shape:
   partials) + the newest decode's unconfirmed tail (may change), so the first words show up after one decode.
   Windows longer than `partial_window_s` are cut at a pause; the cut piece gets a final-quality decode in the
   background, so finals stay fast at any length.
-- Finals: decoded speculatively once `speculative_final_ms` (and `final_tail_ms`) of silence is seen, so the text is
-  usually ready when the end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again.
+- Finals: decoded speculatively once `speculative_final_ms` of silence is seen, so the text is usually ready when the
+  end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again. The decode sees
+  `final_tail_ms` after the speech end: the audio that has arrived, then digital silence, so a longer tail (better
+  sentence ends for Whisper) never delays the launch.
 """
 
 from __future__ import annotations
@@ -167,8 +169,7 @@ class Listener:
                 utt.final_task = None
             self._maybe_cut(utt)
             self._maybe_partial(utt)
-        elif (utt.final_task is None and self.vad.silence_run >= self.speculate_after
-              and self.vad.speech_end is not None and self.audio.end >= self.vad.speech_end + self.final_tail):
+        elif utt.final_task is None and self.vad.silence_run >= self.speculate_after and self.vad.speech_end is not None:
             self._launch_final(utt, self.vad.speech_end)
 
     def _on_vad(self, event: SpeechStarted | SpeechStopped) -> None:
@@ -197,6 +198,9 @@ class Listener:
         # a running partial is left alone: the speech may go on, and the recognizer runs finals first anyway
         end = min(speech_end + self.final_tail, self.audio.end)
         audio = self.audio.view(utt.window_start, end)
+        missing = speech_end + self.final_tail - end  # tail not yet heard: the VAD already calls it silence
+        if missing > 0:
+            audio = np.concatenate([audio, np.zeros(missing, dtype=np.float32)])
         utt.final_task = asyncio.ensure_future(self.recognizer.transcribe(audio, language=self.language))
         utt.final_end = speech_end
 

@@ -29,6 +29,39 @@ MIN_SPEECH_SAMPLES = ASR_SAMPLE_RATE // 10  # < 100 ms cannot hold a word: answe
 SILENCE_PEAK = 1e-3  # peak below -60 dBFS after DC removal = digital silence
 WINDOW_SAMPLES = 30 * ASR_SAMPLE_RATE  # Whisper's context; longer audio is decoded window by window
 MAX_BATCH = 8
+FRAMES_PER_S = 100  # log-mel frames per second of audio
+MIN_PADDING_FRAMES = FRAMES_PER_S  # a shortened window still leaves >= 1 s of padding after the speech
+
+
+def shorten_padding(features: np.ndarray, window_frames: int) -> np.ndarray:
+    """Cut faster-whisper's zero padding so the encoder sees `window_frames` frames, when the speech fits.
+
+    Why: faster-whisper pads every utterance to Whisper's 30 s window, so on CPU the encoder's cost is the same for
+    a 2 s question as for 30 s of speech (0.7 s of a 1.05 s decode of a 5 s clip, 2 cores). With a 20 s window that
+    decode takes 0.67 s, for +0.02 streaming WER on the dev set (docs/benchmarks.md).
+    Padded frames are exact zeros (the extractor's pad value), which speech never produces in all 80 bands.
+    """
+    if window_frames >= features.shape[-1]:
+        return features
+    live = np.flatnonzero(np.any(features != 0.0, axis=tuple(range(features.ndim - 1))))
+    speech = int(live[-1]) + 1 if live.size else 0
+    if speech + MIN_PADDING_FRAMES > window_frames:
+        return features
+    return np.ascontiguousarray(features[..., :window_frames])
+
+
+def _whisper_model_class():
+    from faster_whisper import WhisperModel
+
+    class WindowedWhisperModel(WhisperModel):
+        """faster-whisper's model with the encoder window as configuration (`asr.encoder_window_s`)."""
+
+        window_frames = 30 * FRAMES_PER_S
+
+        def encode(self, features: np.ndarray):
+            return super().encode(shorten_padding(features, self.window_frames))
+
+    return WindowedWhisperModel
 
 
 def prepare(audio: np.ndarray) -> np.ndarray | None:
@@ -70,15 +103,14 @@ class FasterWhisperRecognizer:
         with self._lock:
             if self.model is not None:
                 return
-            from faster_whisper import WhisperModel
-
             s = self.settings
             started = time.perf_counter()
             self.model_path = resolve_model(s.model)
-            self.model = WhisperModel(
+            self.model = _whisper_model_class()(
                 self.model_path, device=s.device, compute_type=s.compute_type,
                 cpu_threads=s.cpu_threads, num_workers=max(1, s.workers),
             )
+            self.model.window_frames = round(s.encoder_window_s * FRAMES_PER_S)
             self._warm_up()
             self._executor = PriorityExecutor(max(1, s.workers), name="whisper")
             self.load_seconds = time.perf_counter() - started

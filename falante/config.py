@@ -68,12 +68,19 @@ class FasterWhisperSettings(Section):
     batch_finals: bool = False  # GPU: batch the finals of concurrent sessions
     partials: bool = True  # decode partial transcripts while the user speaks
     partial_window_s: float = 15.0  # longer utterances are cut (at a pause) so partial decodes stay cheap
-    speculative_final_ms: int = 160  # silence after which the final is decoded before end-of-turn is certain
-    # (never before final_tail_ms: the final's window includes that much audio after the speech end)
-    # Audio after the VAD's speech end given to the final decode: Whisper ends sentences better with it. Streaming
-    # WER, dev-set single clips, beam 8, 2026-12-02: 160 ms 0.154, 300 ms 0.145, 400 ms 0.130, 500 ms 0.136. On CPU
-    # each ms past ~160 delays the speculative final by as much (docs/benchmarks.md); on GPU it is free.
-    final_tail_ms: int = Field(400, ge=0, le=2000)
+    # silence after which the final is decoded before end-of-turn is certain (dropped if speech resumes). 5 s clips,
+    # real time, 2 cores: final after speech_stopped p50 0.11-0.16 s at 96 ms vs 0.27-0.42 s at 160 ms
+    speculative_final_ms: int = 96
+    # Audio after the VAD's speech end given to the final decode (what has arrived, then digital silence): Whisper
+    # ends sentences better with it, and it never delays the speculative launch. Streaming WER, dev-set single
+    # clips, beam 8, 2026-12-02 — 30 s window: 160 ms 0.154, 400 ms 0.130, 500 ms 0.136; 20 s window: 400 ms 0.151,
+    # 500 ms 0.151, 600 ms 0.148, 700 ms 0.154.
+    final_tail_ms: int = Field(600, ge=0, le=2000)
+    # Seconds of audio (speech + padding) the encoder sees when the utterance fits; Whisper's own window is 30. On
+    # CPU the encoder is most of a decode and its cost follows the window, not the speech (asr/whisper.py): a 5 s
+    # clip decodes in 0.67 s at 20 s vs 1.05-1.2 s at 30 s (beam 8, 2 cores), for +0.02 streaming WER (0.148 vs
+    # 0.130). 15 s: 0.56 s, WER 0.154-0.159 (over the 0.15 gate).
+    encoder_window_s: float = Field(20.0, ge=5.0, le=30.0)
     final_temperatures: list[float] = [0.0, 0.4]  # finals: fallback steps when a decode looks wrong (faster-whisper)
     vad: VadSettings = VadSettings()
 

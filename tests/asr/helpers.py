@@ -87,6 +87,7 @@ class ScriptedRecognizer:
         self.text_for = text_for or (lambda seconds, partial: f"fala de {seconds:.1f} segundos")
         self.delay = delay
         self.calls: list[tuple[int, bool]] = []  # (samples, partial)
+        self.audios: list[np.ndarray] = []  # what each call decoded
         self.cancelled = 0
         self.gate: asyncio.Event | None = None
         self.started = asyncio.Event()
@@ -96,6 +97,7 @@ class ScriptedRecognizer:
 
     async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
         self.calls.append((len(audio), partial))
+        self.audios.append(np.array(audio, copy=True))
         self.started.set()
         try:
             if self.gate is not None:

@@ -71,7 +71,7 @@ async def test_intake_continues_while_a_decode_is_pending():
 async def test_final_is_decoded_speculatively_before_end_of_turn():
     rec = ScriptedRecognizer()
     rec.gate = asyncio.Event()
-    audio = concat([silence(0.3), tone(1.0), silence(0.45)])  # final_tail_ms (400) < 450 ms < 500 ms end of turn
+    audio = concat([silence(0.3), tone(1.0), silence(0.45)])  # 160 ms speculation < 450 ms < 500 ms end of turn
     listener = make(rec, partials=False, speculative_final_ms=160)
 
     async def source():
@@ -85,6 +85,30 @@ async def test_final_is_decoded_speculatively_before_end_of_turn():
     events = await collect(listener.events(source()))
     assert kinds(events) == ["SpeechStarted", "SpeechStopped", "final"]
     assert len(rec.calls) == 1, "the speculative decode is the final: no second decode"
+
+
+async def test_speculative_final_does_not_wait_for_the_tail_it_decodes():
+    rec = ScriptedRecognizer()
+    rec.gate = asyncio.Event()
+    hum = np.full(int(0.2 * SR), 1e-4, dtype=np.float32)  # 200 ms of room tone heard, a longer tail decoded
+    listener = make(rec, partials=False, speculative_final_ms=160)
+
+    async def source():
+        async for chunk in feed(concat([silence(0.3), tone(1.0), hum]), chunk=320):
+            yield chunk
+        await rec.started.wait()
+        rec.gate.set()
+        async for chunk in feed(silence(0.6), chunk=320):
+            yield chunk
+
+    events = await collect(listener.events(source()))
+    assert kinds(events) == ["SpeechStarted", "SpeechStopped", "final"]
+    assert len(rec.calls) == 1, "launched after 160 ms of silence and kept as the final"
+    decoded, tail = rec.audios[0], FasterWhisperSettings().final_tail_ms * 16
+    final = events[-1][1]
+    assert len(decoded) == final.end_sample - final.start_sample + tail  # prefix padding + speech + tail
+    heard = decoded[-tail:]
+    assert np.any(heard == np.float32(1e-4)) and not np.any(heard[-100:]), "what arrived, then digital silence"
 
 
 async def test_speculative_final_is_dropped_when_speech_resumes():
