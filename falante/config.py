@@ -123,6 +123,9 @@ class ChatSettings(Section):
     max_tokens: int = 120
     temperature: float = 0.6
     history_tokens: int = 1200  # history budget; oldest turns are dropped first, the persona is kept
+    # the reply's voice starts on its first clause ("Claro, posso ajudar,") once it has this many words, instead of
+    # waiting for the sentence end; later sentences are cut at clauses only past 12 words (llm/sentences.py)
+    first_clause_words: int = Field(4, ge=1, le=50)
 
 
 class KokoroSettings(Section):

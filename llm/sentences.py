@@ -2,7 +2,9 @@
 
 Why incremental: voice-to-voice latency is dominated by the wait for the first speakable text. A boundary is
 emitted as soon as it is certain — a terminator followed by whitespace and the first character of the next word —
-and a long sentence without an end is cut at a clause (",", ";", ":") once it has `clause_words` words.
+and a long sentence without an end is cut at a clause (",", ";", ":") once it has `clause_words` words. The
+reply's first piece is cut at its first clause of `first_clause_words` words: the voice starts on a short clause
+while the model writes the rest (Kokoro takes ~0.15 s per word on 2 cores, so every word of the first piece counts).
 Never split: abbreviations ("Sr.", "Dra.", "etc." before a lowercase word), initials ("J. Silva"), numbers
 ("3.500", "2.5", "R$ 2,50"), ellipses followed by a lowercase word.
 """
@@ -40,12 +42,17 @@ def _word_count(text: str) -> int:
 class SentenceSplitter:
     """Feed deltas with `push()`, get complete sentences back; call `flush()` at the end of the stream."""
 
-    def __init__(self, *, clause_words: int = 12, min_clause_words: int = 4) -> None:
+    def __init__(self, *, clause_words: int = 12, min_clause_words: int = 4,
+                 first_clause_words: int | None = None) -> None:
         if min_clause_words < 1 or clause_words < min_clause_words:
             raise ValueError("need 1 <= min_clause_words <= clause_words")
+        if first_clause_words is not None and first_clause_words < 1:
+            raise ValueError("need first_clause_words >= 1")
         self.clause_words = clause_words
         self.min_clause_words = min_clause_words
+        self.first_clause_words = clause_words if first_clause_words is None else first_clause_words
         self._buffer = ""
+        self._emitted = False
 
     def push(self, delta: str) -> list[str]:
         """Add a delta; return the sentences (or long clauses) that are now complete."""
@@ -58,11 +65,12 @@ class SentenceSplitter:
             piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
             if piece:
                 out.append(piece)
+                self._emitted = True
         return out
 
     def flush(self) -> list[str]:
-        """The rest of the text once the stream has ended (may be empty)."""
-        rest, self._buffer = self._buffer.strip(), ""
+        """The rest of the text once the stream has ended (may be empty); the splitter is then ready for a new reply."""
+        rest, self._buffer, self._emitted = self._buffer.strip(), "", False
         return [rest] if rest else []
 
     # ------------------------------------------------------------------------------------------- internals
@@ -70,14 +78,18 @@ class SentenceSplitter:
         text = self._buffer
         newline = text.find("\n")
         limit = newline if newline != -1 else len(text)
-        for i in range(limit):
-            if text[i] in _TERMINATORS:
-                cut = self._sentence_end(text, i)
-                if cut is not None:
-                    return cut
-        if newline != -1:
-            return newline + 1
-        return self._clause_boundary(text)
+        cut = next((c for i in range(limit) if text[i] in _TERMINATORS
+                    if (c := self._sentence_end(text, i)) is not None), None)
+        if cut is None and newline != -1:
+            cut = newline + 1
+        if self._first_piece():  # the reply's first clause may come before its first sentence end
+            clause = self._clause_boundary(text if cut is None else text[:cut])
+            if clause is not None and (cut is None or clause < cut):
+                return clause
+        return cut if cut is not None else self._clause_boundary(text)
+
+    def _first_piece(self) -> bool:
+        return not self._emitted and self.first_clause_words < self.clause_words
 
     def _sentence_end(self, text: str, i: int) -> int | None:
         """Where the sentence ending at the terminator `text[i]` is cut, or None if it does not end (yet)."""
@@ -106,12 +118,15 @@ class SentenceSplitter:
         return j if not nxt.islower() else None
 
     def _clause_boundary(self, text: str) -> int | None:
-        if _word_count(text) < self.clause_words:
+        first = self._first_piece()
+        if _word_count(text) < (self.first_clause_words if first else self.clause_words):
             return None
         best = None
         for m in _CLAUSE.finditer(text):
             end = m.end() if text[m.start()] in ",;:" else m.start()
-            if _word_count(text[:end]) >= self.min_clause_words:
+            if first and _word_count(text[:end]) >= self.first_clause_words:
+                return end  # the earliest clause long enough: speech starts as soon as possible
+            if not first and _word_count(text[:end]) >= self.min_clause_words:
                 best = end
         return best
 

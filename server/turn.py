@@ -113,7 +113,7 @@ class Turn:
             raise errors.exceptions[0] from None
 
     async def _think(self, sentences: asyncio.Queue[str | None]) -> None:
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(first_clause_words=self.settings.chat.first_clause_words)
         t0 = time.perf_counter()
         async for delta in self.llm.complete(self.messages, max_tokens=self.options.max_tokens,
                                              temperature=self.options.temperature):

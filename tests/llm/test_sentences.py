@@ -59,6 +59,26 @@ def test_long_sentence_is_cut_at_a_clause() -> None:
     assert " ".join(parts) == text
 
 
+@pytest.mark.parametrize("step", [1, 4, 1000])
+def test_the_reply_starts_on_its_first_long_enough_clause(step: int) -> None:
+    text = "Claro, posso te ajudar com isso, basta me dizer o nome. Depois eu vejo, sem pressa nenhuma."
+    assert split(text, step, first_clause_words=4) == [
+        "Claro, posso te ajudar com isso,",  # "Claro," alone is too short to start on
+        "basta me dizer o nome.",
+        "Depois eu vejo, sem pressa nenhuma.",  # later sentences are cut only past clause_words
+    ]
+    assert split(text, step) == ["Claro, posso te ajudar com isso, basta me dizer o nome.",
+                                 "Depois eu vejo, sem pressa nenhuma."]
+
+
+def test_flush_makes_the_splitter_ready_for_the_next_reply() -> None:
+    splitter = SentenceSplitter(first_clause_words=2)
+    assert splitter.push("Bom dia, tudo bem ") == ["Bom dia,"]
+    assert splitter.push("com você, amigo ") == []
+    assert splitter.flush() == ["tudo bem com você, amigo"]
+    assert splitter.push("Boa noite, até amanhã ") == ["Boa noite,"]
+
+
 def test_no_clause_cut_inside_money() -> None:
     text = "O ingresso inteiro custa R$ 12,50 e a meia entrada custa R$ 6,25 para estudantes e professores"
     parts = split(text, clause_words=8)
@@ -69,6 +89,8 @@ def test_no_clause_cut_inside_money() -> None:
 def test_bad_options() -> None:
     with pytest.raises(ValueError):
         SentenceSplitter(clause_words=2, min_clause_words=4)
+    with pytest.raises(ValueError):
+        SentenceSplitter(first_clause_words=0)
 
 
 @settings(max_examples=150, deadline=None)
@@ -77,9 +99,9 @@ def test_bad_options() -> None:
        st.integers(1, 7))
 def test_no_text_is_lost_or_invented(tokens: list[str], step: int) -> None:
     text = " ".join(tokens)
-    parts = split(text, step)
-    assert "".join(text.split()) == "".join("".join(parts).split())
-    assert all(p == p.strip() and p for p in parts)
+    for parts in (split(text, step), split(text, step, first_clause_words=1)):
+        assert "".join(text.split()) == "".join("".join(parts).split())
+        assert all(p == p.strip() and p for p in parts)
 
 
 async def test_async_adapter() -> None:
