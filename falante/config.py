@@ -126,6 +126,9 @@ class ChatSettings(Section):
     # the reply's voice starts on its first clause ("Claro, posso ajudar,") once it has this many words, instead of
     # waiting for the sentence end; later sentences are cut at clauses only past 12 words (llm/sentences.py)
     first_clause_words: int = Field(4, ge=1, le=50)
+    # once the first piece is queued, the LLM is not read until its audio is out: on a shared CPU a llama.cpp LLM
+    # then pauses (backpressure) and Kokoro gets the cores for the first audio; vLLM keeps generating regardless
+    llm_waits_for_first_audio: bool = True
 
 
 class KokoroSettings(Section):

@@ -2,8 +2,9 @@
 
 One `Llama` per process on a single worker thread (llama.cpp contexts are not thread-safe and decode one
 sequence at a time; sessions queue). The token loop runs in the worker and checks a stop flag between tokens,
-so cancelling the consumer stops decoding within one token; the cancel path waits for that so the model is
-free when the cancelled task ends. llama.cpp reuses the KV cache of the common prompt prefix (the persona).
+so cancelling the consumer stops decoding within one token. Backpressure: the worker runs at most
+`TOKEN_BUFFER` tokens ahead of the consumer, so a turn that stops reading (it waits for its first audio, server/turn.py)
+gives the CPU to the TTS. llama.cpp reuses the KV cache of the common prompt prefix (the persona).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from llm.weights import resolve_gguf
 
 log = logging.getLogger(__name__)
 _DONE = object()
+TOKEN_BUFFER = 8  # deltas decoded ahead of the consumer before the worker waits for it
 
 
 class LlamaCppLanguageModel:
@@ -34,6 +36,7 @@ class LlamaCppLanguageModel:
         self._llm: Any = None
         self._executor: ThreadPoolExecutor | None = None
         self.generating = 0  # generations running in the worker right now (0 or 1)
+        self.deltas_decoded = 0  # all deltas the worker produced (tests check the backpressure with it)
 
     async def start(self) -> None:
         if self._llm is not None:
@@ -85,11 +88,14 @@ class LlamaCppLanguageModel:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
-        loop.run_in_executor(self._executor, self._generate, llm, chat, max_tokens, temperature, stop, loop, queue)
+        credits = threading.Semaphore(TOKEN_BUFFER)
+        loop.run_in_executor(self._executor, self._generate, llm, chat, max_tokens, temperature,
+                             stop, credits, loop, queue)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, LLMError):
                     raise item
+                credits.release()
                 yield item
         finally:
             # decoding stops at the next token. Not awaited: on a busy CPU one token can take a second and the
@@ -97,7 +103,8 @@ class LlamaCppLanguageModel:
             stop.set()
 
     def _generate(self, llm: Any, chat: list[dict[str, str]], max_tokens: int, temperature: float,
-                  stop: threading.Event, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
+                  stop: threading.Event, credits: threading.Semaphore, loop: asyncio.AbstractEventLoop,
+                  queue: asyncio.Queue[Any]) -> None:
         """Worker thread: consume llama.cpp's lazy stream here, never on the event loop."""
 
         def put(item: Any) -> None:
@@ -115,8 +122,13 @@ class LlamaCppLanguageModel:
                     if stop.is_set():
                         break
                     delta = chunk["choices"][0]["delta"].get("content")
-                    if delta:
-                        put(delta)
+                    if not delta:
+                        continue
+                    while not credits.acquire(timeout=0.05):  # the consumer is TOKEN_BUFFER deltas behind
+                        if stop.is_set():
+                            return
+                    self.deltas_decoded += 1
+                    put(delta)
             finally:
                 stream.close()
         except ValueError as exc:  # llama-cpp-python raises ValueError for prompts over n_ctx

@@ -70,6 +70,7 @@ class Turn:
     cancel_reason: str = ""
     t_cancel: float | None = None  # when the cancellation was decided (barge-in / response.cancel)
     task: asyncio.Task | None = None
+    first_piece_out: asyncio.Event = field(default_factory=asyncio.Event)  # first audio sent (or nothing to say)
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -122,6 +123,8 @@ class Turn:
             self.text += delta
             for sentence in splitter.push(delta):
                 await self._queue_sentence(sentences, sentence, t0)
+                if self.options.audio and self.settings.chat.llm_waits_for_first_audio:
+                    await self.first_piece_out.wait()  # the LLM (llama.cpp: within 8 tokens) leaves the CPU to TTS
         for sentence in splitter.flush():
             await self._queue_sentence(sentences, sentence, t0)
         await sentences.put(None)
@@ -154,7 +157,9 @@ class Turn:
                 await self._emit({"type": "response.output_audio_transcript.delta", "content_index": 0,
                                   "delta": (chunk.text or sentence) + " "})
                 await self._send_audio(audio, frames)
+                self.first_piece_out.set()
                 self.spoken.append(Spoken(start, self.samples_sent, chunk.text or sentence))
+            self.first_piece_out.set()  # a sentence with nothing to say must not hold the LLM
         if self.options.audio:
             tail = timeline.finish(self.samples_sent)
             if tail:

@@ -58,6 +58,21 @@ async def test_cancel_stops_decoding_within_a_token(llm):
     assert llm.generating == 0, "the worker must stop decoding soon after the cancel"
 
 
+async def test_a_consumer_that_stops_reading_pauses_the_worker(llm):
+    """Backpressure: the turn stops reading while its first audio is synthesized, and the CPU goes to the TTS."""
+    from llm.llamacpp import TOKEN_BUFFER
+
+    messages = [ChatMessage("system", "Responda longamente."), ChatMessage("user", "Conte a história do Brasil.")]
+    stream = llm.complete(messages, max_tokens=200, temperature=0.0)
+    before = llm.deltas_decoded
+    first = await anext(stream)
+    await asyncio.sleep(1.0)  # ~20-40 tokens of decoding time on 2 cores
+    assert llm.deltas_decoded - before <= 1 + TOKEN_BUFFER
+    rest = [d async for d in stream]  # reading again resumes it
+    assert llm.deltas_decoded - before == 1 + len(rest) and len(rest) > TOKEN_BUFFER
+    assert first
+
+
 async def test_sessions_queue_on_the_single_context(llm):
     async def ask(question: str) -> str:
         return "".join([d async for d in llm.complete([ChatMessage("user", question)], max_tokens=12)])
