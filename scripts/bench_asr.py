@@ -79,7 +79,7 @@ async def main() -> None:
     out["rss_mb_after_load"] = round(rss_mb(), 1)
     out["rss_mb_model"] = round(rss_mb() - base_rss, 1)
 
-    # RTF: whole clips through the recognizer (beam 5 finals, and greedy partials)
+    # RTF: whole clips through the recognizer (finals at the configured beam, greedy partials)
     for label, partial in (("rtf_final_beam", False), ("rtf_partial_greedy", True)):
         spent = 0.0
         for audio in clips.values():

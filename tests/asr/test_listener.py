@@ -68,21 +68,23 @@ async def test_intake_continues_while_a_decode_is_pending():
     assert kinds(events)[-2:] == ["SpeechStopped", "final"]
 
 
+async def gated_source(rec: ScriptedRecognizer, before: np.ndarray, after: np.ndarray):
+    """Feed `before`, wait until a decode has started, release it, then feed `after`."""
+    async for chunk in feed(before, chunk=320):
+        yield chunk
+    await rec.started.wait()
+    rec.gate.set()
+    async for chunk in feed(after, chunk=320):
+        yield chunk
+
+
 async def test_final_is_decoded_speculatively_before_end_of_turn():
     rec = ScriptedRecognizer()
     rec.gate = asyncio.Event()
     audio = concat([silence(0.3), tone(1.0), silence(0.45)])  # 160 ms speculation < 450 ms < 500 ms end of turn
     listener = make(rec, partials=False, speculative_final_ms=160)
-
-    async def source():
-        async for chunk in feed(audio, chunk=320):
-            yield chunk
-        await rec.started.wait()  # the final decode began although the turn has not ended yet
-        rec.gate.set()
-        async for chunk in feed(silence(0.5), chunk=320):
-            yield chunk
-
-    events = await collect(listener.events(source()))
+    # the final decode begins although the turn has not ended yet
+    events = await collect(listener.events(gated_source(rec, audio, silence(0.5))))
     assert kinds(events) == ["SpeechStarted", "SpeechStopped", "final"]
     assert len(rec.calls) == 1, "the speculative decode is the final: no second decode"
 
@@ -92,16 +94,7 @@ async def test_speculative_final_does_not_wait_for_the_tail_it_decodes():
     rec.gate = asyncio.Event()
     hum = np.full(int(0.2 * SR), 1e-4, dtype=np.float32)  # 200 ms of room tone heard, a longer tail decoded
     listener = make(rec, partials=False, speculative_final_ms=160)
-
-    async def source():
-        async for chunk in feed(concat([silence(0.3), tone(1.0), hum]), chunk=320):
-            yield chunk
-        await rec.started.wait()
-        rec.gate.set()
-        async for chunk in feed(silence(0.6), chunk=320):
-            yield chunk
-
-    events = await collect(listener.events(source()))
+    events = await collect(listener.events(gated_source(rec, concat([silence(0.3), tone(1.0), hum]), silence(0.6))))
     assert kinds(events) == ["SpeechStarted", "SpeechStopped", "final"]
     assert len(rec.calls) == 1, "launched after 160 ms of silence and kept as the final"
     decoded, tail = rec.audios[0], FasterWhisperSettings().final_tail_ms * 16
