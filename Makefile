@@ -12,6 +12,7 @@ test:  ## install with the test tools, then run every test (fast, model and brow
 bench:  ## every benchmark, one after the other (~45 min on 2 cores); figures land in docs/bench/*.json
 	mkdir -p docs/bench
 	.venv/bin/python scripts/bench_asr.py --json docs/bench/asr.json
+	.venv/bin/python scripts/bench_gates.py --json docs/bench/gates.json
 	.venv/bin/python scripts/bench_voice.py --clips 12 --compare llm.kind=vllm --out docs/bench/voice.json
 	.venv/bin/python scripts/bench_voice.py --clips 12 --compare chat.llm_waits_for_first_audio=false \
 		--compare chat.first_clause_words=50 --out docs/bench/voice_pacing.json

@@ -143,6 +143,9 @@ class KokoroSettings(Section):
     g2p: Literal["espeak", "piper", "gruut"] = "espeak"  # pt-BR G2P engine (tts/g2p.py)
     max_tokens: int = 510  # phoneme tokens per model call; longer sentences are split at clause boundaries
     model_durations: bool = True  # expose Kokoro's predicted durations (needs `onnx`); else estimate timings
+    # onnxruntime graph optimizations ("all" = fused kernels chosen per CPU; "basic"/"none" for a CPU whose fused
+    # kernels misbehave). Round-trip WER is the same within the gate's margin at each level (docs/benchmarks.md).
+    graph_optimization: Literal["all", "extended", "basic", "none"] = "all"
 
 
 class PiperSettings(Section):

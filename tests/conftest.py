@@ -122,6 +122,7 @@ async def real_server():
     settings = Settings()
     settings.server.ui = True
     settings.chat.temperature = 0.0  # greedy: the same reply on every run (a sampled 0.5B once answered "Claro, aula.")
+    settings.asr.final_temperatures = [0.0]  # no unseeded temperature fallback in Whisper's finals either
     app = create_app(settings)
     async with running(app, settings) as host:
         yield host, app

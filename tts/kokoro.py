@@ -144,7 +144,10 @@ class KokoroSynthesizer(PieceSynthesizer):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.settings.threads
         opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }[self.settings.graph_optimization]
         providers = ["CPUExecutionProvider"]
         if self.settings.device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():

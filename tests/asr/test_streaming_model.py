@@ -1,9 +1,11 @@
-"""The streaming path with real models: Silero VAD + Listener + the bundled Whisper base, on the dev set."""
+"""The streaming path with real models: Silero VAD + Listener + the bundled Whisper base, on the dev set.
+
+The WER gate over the whole clean dev set is in test_quality_gates.py (run under each compute type).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 
 import pytest
 
@@ -15,7 +17,6 @@ from tests.asr.helpers import clip, collect, feed, manifest
 
 pytestmark = pytest.mark.model
 
-SINGLE = [m for m in manifest() if "turns" not in m and not m["noisy"]]
 FIVE_SECOND = ["d12_jm_kumo.wav", "d31_jf_alpha.wav", "d26_jm_kumo.wav", "d13_jf_alpha.wav"]
 IDLE_DECODE_S = 0.7  # beam-8 decode of a ~5 s clip, 20 s encoder window, idle 2-core CPU (0.6-0.7 s, 2026-12-02)
 
@@ -25,55 +26,45 @@ async def finals_of(listener: Listener, name: str, realtime: bool = False) -> li
     return [ev for _, ev in events if isinstance(ev, Transcript) and ev.final]
 
 
-async def test_streaming_wer_on_clean_single_clips(whisper, silero_vad):
-    # the defaults: beam 8, a 600 ms final tail, a 20 s encoder window (0.148; 30 s: 0.130); Whisper base
-    # moves by ±0.02 on this 345-word set with any small change of the audio window (docs/benchmarks.md)
-    # partials off: they do not change the final's audio, and the dev set is fed faster than real time here
-    settings = FasterWhisperSettings(partials=False)
-    hyps = []
-    for item in SINGLE:
-        finals = await finals_of(Listener(whisper, silero_vad, settings), item["file"])
-        assert finals, f"{item['file']}: no final transcript"
-        hyps.append(" ".join(f.text for f in finals))
-    wer = corpus_wer([m["text_spoken"] for m in SINGLE], hyps)
-    print(f"\nstreaming WER on {len(SINGLE)} clean single clips: {wer:.3f}")
-    assert wer <= 0.15
+class LaunchRecorder:
+    """The shared recognizer, recording how much audio the listener had been fed when each final was launched."""
 
+    def __init__(self, recognizer) -> None:
+        self.recognizer, self.listener, self.final_launches = recognizer, None, []
 
-async def test_two_turn_files_give_two_finals(whisper, silero_vad):
-    refs, hyps = [], []
-    for item in (m for m in manifest() if "turns" in m):
-        finals = await finals_of(Listener(whisper, silero_vad, FasterWhisperSettings(partials=False)), item["file"])
-        assert len(finals) == 2, (item["file"], finals)
-        assert finals[0].end_sample < finals[1].start_sample
-        refs += item["turns_spoken"]
-        hyps += [f.text for f in finals]
-    assert corpus_wer(refs, hyps) <= 0.3, hyps  # whole-file decode baseline: 0.286
+    async def transcribe(self, audio, *, language=None, partial=False):
+        if not partial:
+            self.final_launches.append(self.listener.audio.end)
+        return await self.recognizer.transcribe(audio, language=language, partial=partial)
 
 
 async def test_real_time_partials_then_a_prompt_final(whisper, silero_vad):
-    """Fed at real-time pace: partials before speech_stopped, and the final shortly after it."""
+    """Fed at real-time pace: partials before speech_stopped, and the final decode launched well before it.
+
+    Checked on audio positions, not wall time (a loaded CI machine misses any wall-clock bound): the final that is
+    kept was launched with most of the end-of-turn silence still to come, so its decode overlaps that silence.
+    The wall-clock figure (final after speech_stopped) is a benchmark: scripts/bench_asr.py, docs/benchmarks.md.
+    """
     loop = asyncio.get_running_loop()
-    latencies, decode_times = [], []
+    settings = FasterWhisperSettings()
     for name in FIVE_SECOND:
         started = loop.time()
         await whisper.transcribe(clip(name))  # calibration: one plain decode of this clip on this machine, now
-        decode_times.append(loop.time() - started)
         # a CPU shared with other jobs is slowed down: feed proportionally slower than real time, so what is
         # tested is the scheduling (partials while speaking, the final overlapping the end-of-turn silence)
-        pace = max(1.0, decode_times[-1] / IDLE_DECODE_S)
-        events = await collect(Listener(whisper, silero_vad, FasterWhisperSettings()).events(
-            feed(clip(name), chunk=320, realtime=True, pace=pace)), loop.time)
-        stop_at = next(t for t, ev in events if isinstance(ev, SpeechStopped))
-        final_at = next(t for t, ev in events if isinstance(ev, Transcript) and ev.final)
-        partials = [ev for t, ev in events if isinstance(ev, Transcript) and not ev.final and t < stop_at]
-        assert partials, f"{name}: no partial before speech_stopped"
-        latencies.append(final_at - stop_at)
-    print(f"\nfinal after speech_stopped (s): {[round(x, 3) for x in latencies]}; "
-          f"plain decode (s): {[round(x, 3) for x in decode_times]}")
-    # idle 2 cores: p50 0.11-0.32 s (docs/benchmarks.md). The speculative final hides most of the decode behind the
-    # end-of-turn silence; at worst it queues behind one partial. A shared CI machine gets one decode of slack.
-    assert statistics.median(latencies) <= statistics.median(decode_times) + 0.3
+        pace = max(1.0, (loop.time() - started) / IDLE_DECODE_S)
+        recorder = LaunchRecorder(whisper)
+        listener = recorder.listener = Listener(recorder, silero_vad, settings)
+        events = await collect(listener.events(feed(clip(name), chunk=320, realtime=True, pace=pace)))
+        stop_at = next(i for i, (_, ev) in enumerate(events) if isinstance(ev, SpeechStopped))
+        stopped = events[stop_at][1]
+        assert any(isinstance(ev, Transcript) and not ev.final for _, ev in events[:stop_at]), \
+            f"{name}: no partial before speech_stopped"
+        assert any(isinstance(ev, Transcript) and ev.final for _, ev in events[stop_at:]), f"{name}: no final"
+        # the kept final is the last one launched; it went out after speculative_final_ms of silence, long before the
+        # VAD's end-of-turn silence (silence_ms) was complete (+ one 32 ms VAD frame and one 20 ms chunk of slack)
+        slack = (settings.speculative_final_ms + 32 + 20) * 16
+        assert recorder.final_launches[-1] <= stopped.sample + slack, (name, recorder.final_launches, stopped)
 
 
 async def test_four_sessions_share_one_model(whisper, silero_vad):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,9 @@ from tests.asr.helpers import SR, clip, concat, manifest, silence
 pytestmark = pytest.mark.model
 
 BY_FILE = {m["file"]: m for m in manifest()}
+# Per-clip gates check that the model works (loads once, copes with clipping, long audio, cancels, batches), not its
+# accuracy (that gate is test_quality_gates.py). Each clip here decodes at WER 0.0 under int8, int8_float32 and float32
+# (over a minute: 0.041-0.068); each gate leaves at least one word of ~6 (scripts/bench_gates.py, 2026-12-03).
 
 
 async def test_loads_once_and_transcribes_a_clip(whisper):
@@ -23,13 +25,14 @@ async def test_loads_once_and_transcribes_a_clip(whisper):
     assert corpus_wer([BY_FILE["d14_jm_kumo.wav"]["text_spoken"]], [text]) <= 0.2, text
 
 
-async def test_bad_and_empty_input(whisper):
+async def test_bad_and_empty_input(whisper, monkeypatch):
+    decodes = []
+    monkeypatch.setattr(whisper, "_decode", lambda *args: decodes.append(args) or "x")
     with pytest.raises(ValueError, match="NaN"):
         await whisper.transcribe(np.full(SR, np.nan, dtype=np.float32))
-    started = time.perf_counter()
     assert await whisper.transcribe(np.zeros(0, dtype=np.float32)) == ""
     assert await whisper.transcribe(np.zeros(SR * 2, dtype=np.float32)) == ""
-    assert time.perf_counter() - started < 0.05, "silence and empty audio never reach the model"
+    assert decodes == [], "silence and empty audio never reach the model"
 
 
 async def test_dc_offset_and_clipping_still_recognised(whisper):

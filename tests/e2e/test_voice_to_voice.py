@@ -16,7 +16,9 @@ RATE = 24_000
 
 async def test_spoken_question_gets_spoken_portuguese_answer(real_server):
     host, _ = real_server
-    clip = next(m for m in dev_manifest() if m["file"] == "d09_jf_alpha.wav")
+    # a clip every decode variant gets right (WER 0 for int8/int8_float32/float32; the 4-word d09 scored 0.25-0.5:
+    # one word decided the gate), so this tests the loop, not one CPU's kernels (scripts/bench_gates.py)
+    clip = next(m for m in dev_manifest() if m["file"] == "d14_jm_kumo.wav")
     audio = np.concatenate([dev_clip(clip["file"]), np.zeros(RATE // 2, np.float32)])
     conv = await speak_and_listen(host, audio, pace=1.0)
     kinds = [e["type"] for e in conv.events]

@@ -26,11 +26,20 @@ async def llm():
     await model.close()
 
 
-async def test_streams_a_portuguese_answer(llm):
-    assert isinstance(llm, LanguageModel)
+@pytest.mark.parametrize("threads", [2, 1])
+async def test_streams_a_portuguese_answer(llm, threads):
+    """Greedy, with 2 and 1 threads: llama.cpp splits its matrix work by thread count, so the sums (and on another
+    CPU the kernels) differ. Both give a Portuguese answer naming Brasília (scripts/bench_gates.py)."""
+    model = llm
+    if threads != llm.settings.n_threads:
+        model = LlamaCppLanguageModel(llm.settings.model_copy(update={"n_threads": threads}))
+        await model.start()
+    assert isinstance(model, LanguageModel)
     messages = [ChatMessage("system", PERSONA), ChatMessage("user", "Qual é a capital do Brasil?")]
-    deltas = [d async for d in llm.complete(messages, max_tokens=40, temperature=0.0)]
+    deltas = [d async for d in model.complete(messages, max_tokens=40, temperature=0.0)]
     text = "".join(deltas)
+    if model is not llm:
+        await model.close()
     assert len(deltas) > 2
     assert "Bras" in text and is_portuguese(text), text
     assert 0 < llm.count_tokens(text) <= 40
@@ -41,7 +50,7 @@ async def test_cancel_stops_decoding_within_a_token(llm):
     started = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in llm.complete(messages, max_tokens=400):
+        async for _ in llm.complete(messages, max_tokens=400, temperature=0.0):
             started.set()
 
     task = asyncio.create_task(consume())
@@ -50,12 +59,12 @@ async def test_cancel_stops_decoding_within_a_token(llm):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # the cancelled task returns at once; the worker stops at its next token (a few tens of ms here)
-    for _ in range(100):
-        if llm.generating == 0:
-            break
+    # the cancelled task returns at once; the worker stops at its next token: counted in tokens, not wall time
+    # (one token can take a second on a loaded CI machine; a hang is caught by pytest-timeout)
+    at_cancel = llm.deltas_decoded
+    while llm.generating:
         await asyncio.sleep(0.02)
-    assert llm.generating == 0, "the worker must stop decoding soon after the cancel"
+    assert llm.deltas_decoded - at_cancel <= 1, "the worker must stop at the token it was decoding"
 
 
 async def test_a_consumer_that_stops_reading_pauses_the_worker(llm):
@@ -75,7 +84,7 @@ async def test_a_consumer_that_stops_reading_pauses_the_worker(llm):
 
 async def test_sessions_queue_on_the_single_context(llm):
     async def ask(question: str) -> str:
-        return "".join([d async for d in llm.complete([ChatMessage("user", question)], max_tokens=12)])
+        return "".join([d async for d in llm.complete([ChatMessage("user", question)], max_tokens=12, temperature=0.0)])
 
     first, second = await asyncio.gather(ask("Diga oi."), ask("Diga tchau."))
     assert first and second
@@ -85,7 +94,7 @@ async def test_prompt_over_the_context_is_a_clear_error(llm):
     with pytest.raises(LLMError) as err:
         [d async for d in llm.complete([ChatMessage("user", "palavra " * 800)], max_tokens=8)]
     assert err.value.code == "context_length_exceeded"
-    assert [d async for d in llm.complete([ChatMessage("user", "Oi")], max_tokens=4)]  # still serving
+    assert [d async for d in llm.complete([ChatMessage("user", "Oi")], max_tokens=4, temperature=0.0)]  # still serving
 
 
 async def test_bad_references_fail_at_start(tmp_path):

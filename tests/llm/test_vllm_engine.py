@@ -58,7 +58,7 @@ async def test_streams_deltas_up_to_max_tokens(llm):
 
 
 async def test_closing_the_stream_aborts_the_request(llm):
-    stream = llm.complete(MESSAGES, max_tokens=200)
+    stream = llm.complete(MESSAGES, max_tokens=200, temperature=0.0)
     received = 0
     async for _ in stream:
         received += 1
@@ -74,7 +74,7 @@ async def test_cancelling_the_task_aborts_the_request(llm):
     started = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in llm.complete(MESSAGES, max_tokens=200):
+        async for _ in llm.complete(MESSAGES, max_tokens=200, temperature=0.0):
             started.set()
 
     task = asyncio.create_task(consume())
@@ -85,7 +85,7 @@ async def test_cancelling_the_task_aborts_the_request(llm):
     assert await _engine_holds_no_request(llm)
     # The scheduler reports only the new request afterwards: nothing aborted is left running or waiting.
     llm.max_running_requests = 0
-    assert [d async for d in llm.complete(MESSAGES, max_tokens=8)]
+    assert [d async for d in llm.complete(MESSAGES, max_tokens=8, temperature=0.0)]
     assert llm.max_running_requests == 1 and llm.waiting_requests == 0
 
 
@@ -94,7 +94,7 @@ async def test_two_sessions_are_batched(llm):
     interleaved = []
 
     async def session(name: str) -> None:
-        async for _ in llm.complete(MESSAGES + [ChatMessage("user", name)], max_tokens=40):
+        async for _ in llm.complete(MESSAGES + [ChatMessage("user", name)], max_tokens=40, temperature=0.0):
             progress[name] += 1
             interleaved.append(name)
 
@@ -109,8 +109,8 @@ async def test_two_sessions_are_batched(llm):
 async def test_the_shared_persona_is_served_from_the_prefix_cache(llm):
     persona = ChatMessage("system", "Você é a Falante, a assistente do museu. " * 7)  # > one 128-token CPU KV block
     before = llm.cached_prompt_tokens
-    [d async for d in llm.complete([persona, ChatMessage("user", "Oi")], max_tokens=2)]
-    [d async for d in llm.complete([persona, ChatMessage("user", "Tchau")], max_tokens=2)]
+    [d async for d in llm.complete([persona, ChatMessage("user", "Oi")], max_tokens=2, temperature=0.0)]
+    [d async for d in llm.complete([persona, ChatMessage("user", "Tchau")], max_tokens=2, temperature=0.0)]
     assert llm.cached_prompt_tokens - before >= 128, "the second session must reuse the persona's KV blocks"
 
 
@@ -122,7 +122,7 @@ async def test_bad_input_raises_clear_errors(llm):
     with pytest.raises(LLMError, match="max_model_len"):
         [d async for d in llm.complete([ChatMessage("user", "palavra " * 400)])]
     # the engine keeps serving after bad input
-    assert [d async for d in llm.complete(MESSAGES, max_tokens=4)]
+    assert [d async for d in llm.complete(MESSAGES, max_tokens=4, temperature=0.0)]
 
 
 async def test_cpu_environment_is_set_by_falante(monkeypatch):

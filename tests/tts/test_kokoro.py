@@ -55,22 +55,33 @@ def test_protocol_and_voices(tts):
 
 
 @pytest.mark.skipif(not DEV.is_dir(), reason="dev set not available")
-async def test_round_trip_wer_on_dev_set(tts, whisper):
-    """Kokoro speaks the written `text` (numbers, R$, 14h30…) → Whisper base → WER vs `text_spoken`."""
+@pytest.mark.parametrize("graph_optimization", ["all", "none"])
+async def test_round_trip_wer_on_dev_set(tts, whisper, graph_optimization):
+    """Kokoro speaks the written `text` (numbers, R$, 14h30…) → Whisper base → WER vs `text_spoken`.
+
+    Run with onnxruntime's fused graph ("all", what each CPU optimizes its own way) and without ("none"). Spread
+    (scripts/bench_gates.py, 2 cores, 2026-12-03): 0.079 with each; the gate keeps 5 words of margin.
+    """
     from asr.wer import corpus_wer
     from falante.audio import resample
 
+    synth = tts
+    if graph_optimization != tts.settings.graph_optimization:
+        synth = KokoroSynthesizer(KokoroSettings(graph_optimization=graph_optimization))
+        synth.load()
     rows = dev_sentences()
     assert len(rows) >= 25
     hyps = []
     for text, _, _ in rows:
-        audio = np.concatenate([c.audio for c in await collect(tts, text, voice=ROUND_TRIP_VOICE)])
+        audio = np.concatenate([c.audio for c in await collect(synth, text, voice=ROUND_TRIP_VOICE)])
         segments, _ = await asyncio.to_thread(
             whisper.transcribe, resample(audio, 24_000, 16_000), language="pt", beam_size=5,
-            condition_on_previous_text=False)
+            condition_on_previous_text=False, temperature=0.0)  # no sampled fallback: deterministic
         hyps.append(await asyncio.to_thread(lambda s=segments: " ".join(x.text.strip() for x in s)))
+    if synth is not tts:
+        synth.close()
     wer = corpus_wer([spoken for _, spoken, _ in rows], hyps)
-    print(f"Kokoro→Whisper round-trip WER {wer:.3f}")
+    print(f"Kokoro→Whisper round-trip WER {wer:.3f} (graph optimization {graph_optimization})")
     assert wer <= 0.10
 
 
