@@ -44,13 +44,15 @@ class Session:
         self.outbox = Outbox(send_text)
         self.config = SessionConfig.defaults(settings)
         self.conversation = Conversation(settings.chat.persona, budget_tokens=settings.chat.history_tokens,
-                                         count_tokens=token_counter_for(backends.llm))
+                                         count_tokens=token_counter_for(backends.llm),
+                                         max_items=settings.limits.max_history_items)
         self.bucket = TokenBucket(settings.limits.max_events_per_second, settings.limits.burst_events)
         self.turn: Turn | None = None
         self._turn_runner: asyncio.Task | None = None
         self._past_turns: dict[str, Turn] = {}  # item_id → finished turn, for conversation.item.truncate
         self._unheard: set[str] = set()  # cancelled replies nobody heard: not in history unless truncate says so
-        self._items_order: list[str] = []
+        self._item_ids: set[str] = set()  # every item id of this session (a set: the check runs per item)
+        self._last_item_id: str | None = None
         # audio input (16 kHz clock, counted from the session start)
         self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
         self.samples_in = 0
@@ -195,7 +197,7 @@ class Session:
             raise p.ProtocolError("text_too_long", f"item text exceeds {self.settings.limits.max_text_chars} "
                                   "characters", param="item.content")
         item_id = item.id or p.new_id("item")
-        if item_id in self._items_order:
+        if item_id in self._item_ids:
             raise p.ProtocolError("duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
         if item.role == "system":
             self.conversation.set_persona(instructions=text)
@@ -303,7 +305,7 @@ class Session:
             await self._interrupt("barge_in")
 
     async def _committed(self, item_id: str) -> None:
-        previous = self._items_order[-1] if self._items_order else None
+        previous = self._last_item_id
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
         await self._item_added(item_id, "user", [{"type": "input_audio", "transcript": None}])
 
@@ -318,7 +320,8 @@ class Session:
             await self._start_turn(t_trigger, None)
 
     async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
-        self._items_order.append(item_id)
+        self._item_ids.add(item_id)
+        self._last_item_id = item_id
         item = {"id": item_id, "type": "message", "object": "realtime.item", "role": role, "status": "completed",
                 "content": content}
         await self.emit({"type": "conversation.item.added", "item": item})
@@ -360,7 +363,8 @@ class Session:
         self._past_turns[turn.item_id] = turn
         while len(self._past_turns) > 16:
             self._past_turns.pop(next(iter(self._past_turns)))
-        self._items_order.append(turn.item_id)
+        self._item_ids.add(turn.item_id)
+        self._last_item_id = turn.item_id
         heard = turn.text.strip() if turn.status == "completed" else turn.heard_text(turn.heard_samples())
         if turn.status == "completed" and not turn.options.audio:
             heard = turn.text.strip()
