@@ -1,9 +1,13 @@
-"""Issue 12 hardening: one client must not be able to stall the event loop (and every other session)."""
+"""Issue 12 hardening: what one client sends must not stall or silently kill sessions, nor open the server."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from falante.config import load_settings
+from server.app import ConfigError, check_settings, is_loopback
 from tests.conftest import fake_backends, fast_settings
 from tests.fakes import FakeLLM
 
@@ -42,3 +46,39 @@ async def test_many_large_items_then_response_create_still_answers(fake_server, 
     assert not c.of_type("error")
     assert llm.count_calls <= n + 5  # each item counted at most once, plus the system prompt
     assert len(llm.requests[0]) <= 3  # persona + what fits the history budget
+
+
+# ---------------------------------------------------------------------------------------- public bind guard
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "localhost", "LOCALHOST"])
+def test_loopback_hosts(host):
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["", " ", "0.0.0.0", "::", "192.168.0.10", "example.org", "localhost.evil",
+                                  "0", "[::1]x"])
+def test_everything_else_is_public(host):
+    assert not is_loopback(host)
+
+
+def test_empty_host_in_toml_needs_a_token(tmp_path, monkeypatch):
+    """Regression: host = "" made uvicorn serve every interface with no auth (is_loopback("") was true)."""
+    monkeypatch.delenv("FALANTE_SERVER__HOST", raising=False)
+    monkeypatch.delenv("FALANTE_SERVER__AUTH_TOKEN", raising=False)
+    config = tmp_path / "falante.toml"
+    config.write_text('[server]\nhost = ""\n')
+    settings = load_settings(config)
+    assert settings.server.host == ""
+    with pytest.raises(ConfigError, match="auth_token"):
+        check_settings(settings)
+
+
+def test_empty_host_from_env_needs_a_token(monkeypatch):
+    monkeypatch.delenv("FALANTE_CONFIG", raising=False)
+    monkeypatch.delenv("FALANTE_SERVER__AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("FALANTE_SERVER__HOST", "")
+    settings = load_settings()
+    assert settings.server.host == ""
+    with pytest.raises(ConfigError, match="auth_token"):
+        check_settings(settings)
+    monkeypatch.setenv("FALANTE_SERVER__AUTH_TOKEN", "t")
+    check_settings(load_settings())
