@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from falante.config import load_settings
 from server.app import ConfigError, check_settings, is_loopback
+from server.outbox import Outbox
 from tests.conftest import fake_backends, fast_settings
 from tests.fakes import FakeLLM
+
+USER_OI = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Oi"}]}
 
 
 class CountingLLM(FakeLLM):
@@ -82,3 +86,52 @@ def test_empty_host_from_env_needs_a_token(monkeypatch):
         check_settings(settings)
     monkeypatch.setenv("FALANTE_SERVER__AUTH_TOKEN", "t")
     check_settings(load_settings())
+
+
+# ---------------------------------------------------------------------------------------- lone surrogates
+LONE = "\\ud800"  # the JSON escape of an unpaired UTF-16 surrogate, as a client sends it
+SURROGATE_EVENTS = [
+    '{"type":"conversation.item.create","item":{"role":"user","content":[{"type":"input_text","text":"oi %s"}]}}'
+    % LONE,
+    '{"type":"session.update","session":{"instructions":"fale %s"}}' % LONE,
+    '{"type":"input_audio_buffer.clear","event_id":"evt_%s"}' % LONE,
+    '{"type":"response.create","response":{"metadata":{"%s":"x"}}}' % LONE,
+]
+
+
+@pytest.mark.parametrize("raw", SURROGATE_EVENTS, ids=["item-text", "instructions", "event_id", "key"])
+async def test_lone_surrogate_is_an_error_not_a_dead_session(fake_server, client_for, raw):
+    """Regression: the surrogate was echoed, the writer died encoding it and the session closed (1000), no error."""
+    async with fake_server(fake_backends(llm=FakeLLM("Tudo certo."))) as (url, app), client_for(url) as c:
+        await c.send(raw)
+        err = await c.until("error")
+        assert err["error"]["code"] == "invalid_text" and err["error"]["event_id"] is None
+        await c.send({"type": "conversation.item.create", "item": USER_OI})
+        await c.send({"type": "response.create"})
+        assert (await c.until("response.done"))["response"]["status"] == "completed"
+
+
+def test_valid_pairs_and_non_ascii_text_pass():
+    from server.protocol import has_lone_surrogate
+    assert not has_lone_surrogate(json.loads('{"t": ["ol\\u00e1 \\ud83d\\ude00", {"k": "ção"}], "a": "AAAA"}'))
+    assert has_lone_surrogate(json.loads('[[[{"k": ["x", "\\udc00"]}]]]'))
+    assert has_lone_surrogate(json.loads('{"\\ud800": 1}'))
+
+
+async def test_outbox_writer_survives_a_bad_event(caplog):
+    sent: list[str] = []
+
+    async def send_text(text: str) -> None:
+        text.encode()  # what the websocket does: UTF-8
+        sent.append(text)
+
+    outbox = Outbox(send_text)
+    writer = asyncio.create_task(outbox.run())
+    await outbox.put({"type": "a", "text": "oi \ud800"})
+    await outbox.put({"type": "b", "value": object()})
+    await outbox.put({"type": "c", "text": "ção"})
+    outbox.close()
+    await asyncio.wait_for(writer, 5)
+    assert [json.loads(t)["type"] for t in sent] == ["a", "c"]
+    assert json.loads(sent[0])["text"] == "oi \ud800" and "ção" in sent[1]
+    assert "not valid Unicode" in caplog.text and "cannot be serialized" in caplog.text
