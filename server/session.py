@@ -101,7 +101,7 @@ class Session:
                                       "appends")
             try:
                 raw = json.loads(message)
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
                 raise p.ProtocolError("invalid_json", f"message is not valid JSON: {exc}") from None
             event = p.parse_client_event(raw)
             handler = getattr(self, "_on_" + event.type.replace(".", "_"))
@@ -117,11 +117,13 @@ class Session:
             await self.error(p.ProtocolError("internal_error", f"internal error: {type(exc).__name__}: {exc}",
                                              type="server_error"))
 
+    def _check_instructions(self, instructions: str | None, param: str) -> None:
+        limit = self.settings.limits.max_instructions_chars
+        if instructions and len(instructions) > limit:
+            raise p.ProtocolError("instructions_too_long", f"instructions exceed {limit} characters", param=param)
+
     async def _on_session_update(self, event: p.SessionUpdateEvent) -> None:
-        limits = self.settings.limits
-        if event.session.instructions and len(event.session.instructions) > limits.max_instructions_chars:
-            raise p.ProtocolError("instructions_too_long", f"instructions exceed {limits.max_instructions_chars} "
-                                  "characters", param="session.instructions")
+        self._check_instructions(event.session.instructions, "session.instructions")
         old_rate, old_vad = self.config.input_rate, self.config.vad_key()
         self.config = self.config.updated(event.session, voices=self.backends.tts.voices())
         if event.session.instructions is not None:
@@ -233,6 +235,7 @@ class Session:
         if self.turn is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.turn.response_id} is still in progress; cancel it first")
+        self._check_instructions(event.response and event.response.instructions, "response.instructions")
         await self._start_turn(time.perf_counter(), event.response)
 
     async def _on_response_cancel(self, event: p.ResponseCancelEvent) -> None:
@@ -340,7 +343,7 @@ class Session:
     # --------------------------------------------------------------------------------------------- responses
     async def _start_turn(self, t_trigger: float, options: p.ResponseOptions | None) -> None:
         from server.responses import run_turn  # the response event sequence lives beside the turn
-        cfg = self.config.for_response(options)
+        cfg = self.config.for_response(options, self.backends.tts.voices())
         messages = self.conversation.messages()
         if options and options.instructions:
             messages[0] = type(messages[0])("system", f"{messages[0].content}\n\n{options.instructions}")

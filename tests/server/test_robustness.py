@@ -64,6 +64,10 @@ BAD_INPUT = [  # (what is sent, expected error code)
     ({"type": "response.create", "event_id": 5}, "invalid_value"),
     ({"type": "input_audio_buffer.commit", "extra": 1}, "unknown_parameter"),
     ("[" * 100_000 + "]" * 100_000, "message_too_large"),
+    ('{"type": "input_audio_buffer.clear", "n": ' + "9" * 5000 + "}", "invalid_json"),  # over int's 4300 digits
+    ({"type": "response.create", "response": {"audio": {"output": {"voice": "nobody"}}}}, "unknown_voice"),
+    ({"type": "response.create", "response": {"instructions": "x" * 9000}}, "instructions_too_long"),
+    ('{"type": "input_audio_buffer.clear", "event_id": "e\\ud800"}', "invalid_text"),  # a lone surrogate
     ("[" * 20_000 + "]" * 20_000, "invalid_json"),
 ]
 
