@@ -95,7 +95,8 @@ class Session:
                                       type="rate_limit_error")
             if isinstance(message, bytes):
                 raise p.ProtocolError("binary_not_supported", "send events as JSON text frames")
-            if len(message.encode()) > self.settings.limits.max_message_bytes:
+            # surrogatepass: a str with a lone surrogate (never from a websocket) is refused below as invalid_text
+            if len(message.encode("utf-8", "surrogatepass")) > self.settings.limits.max_message_bytes:
                 raise p.ProtocolError("message_too_large", f"message exceeds the limit of "
                                       f"{self.settings.limits.max_message_bytes} bytes; split audio into smaller "
                                       "appends")
