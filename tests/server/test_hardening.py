@@ -35,7 +35,7 @@ async def test_many_large_items_then_response_create_still_answers(fake_server, 
     llm = CountingLLM("Tudo certo.")
     settings = fast_settings(limits__burst_events=1000)
     text = " ".join(f"palavra{i % 10}" for i in range(400))  # ~3.9k characters
-    async with fake_server(fake_backends(llm=llm), settings) as (url, app), client_for(url) as c:
+    async with fake_server(fake_backends(llm=llm), settings) as (url, _app), client_for(url) as c:
         async def send_all() -> None:
             for i in range(n):
                 await c.send({"type": "conversation.item.create",
@@ -89,21 +89,20 @@ def test_empty_host_from_env_needs_a_token(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------- lone surrogates
-LONE = "\\ud800"  # the JSON escape of an unpaired UTF-16 surrogate, as a client sends it
-SURROGATE_EVENTS = [
-    '{"type":"conversation.item.create","item":{"role":"user","content":[{"type":"input_text","text":"oi %s"}]}}'
-    % LONE,
-    '{"type":"session.update","session":{"instructions":"fale %s"}}' % LONE,
-    '{"type":"input_audio_buffer.clear","event_id":"evt_%s"}' % LONE,
-    '{"type":"response.create","response":{"metadata":{"%s":"x"}}}' % LONE,
+SURROGATE_EVENTS = [  # json.dumps escapes the unpaired surrogate as "\\ud800", as a client would send it
+    {"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_text",
+                                                                               "text": "oi \ud800"}]}},
+    {"type": "session.update", "session": {"instructions": "fale \ud800"}},
+    {"type": "input_audio_buffer.clear", "event_id": "evt_\ud800"},
+    {"type": "response.create", "response": {"metadata": {"\ud800": "x"}}},
 ]
 
 
 @pytest.mark.parametrize("raw", SURROGATE_EVENTS, ids=["item-text", "instructions", "event_id", "key"])
 async def test_lone_surrogate_is_an_error_not_a_dead_session(fake_server, client_for, raw):
     """Regression: the surrogate was echoed, the writer died encoding it and the session closed (1000), no error."""
-    async with fake_server(fake_backends(llm=FakeLLM("Tudo certo."))) as (url, app), client_for(url) as c:
-        await c.send(raw)
+    async with fake_server(fake_backends(llm=FakeLLM("Tudo certo."))) as (url, _app), client_for(url) as c:
+        await c.send(json.dumps(raw))
         err = await c.until("error")
         assert err["error"]["code"] == "invalid_text" and err["error"]["event_id"] is None
         await c.send({"type": "conversation.item.create", "item": USER_OI})
