@@ -44,6 +44,7 @@ class LimitSettings(Section):
     burst_events: int = 400
     max_text_chars: int = 4000  # one conversation.item.create text
     max_instructions_chars: int = 8000
+    max_history_items: int = 500  # items kept per session history; past it the oldest are dropped (memory bound)
     idle_timeout_s: float = 600.0  # close a session that sent nothing for this long
 
 

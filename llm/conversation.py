@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from falante.types import ChatMessage
 
@@ -37,6 +37,7 @@ class Item:
     id: str
     role: str
     text: str
+    tokens: int | None = field(default=None, compare=False, repr=False)  # cached count of `text` (+ overhead)
 
 
 class Conversation:
@@ -45,15 +46,18 @@ class Conversation:
     _ids = itertools.count(1)
 
     def __init__(
-        self, persona: str, *, budget_tokens: int = 1200, count_tokens: TokenCounter | None = None
+        self, persona: str, *, budget_tokens: int = 1200, count_tokens: TokenCounter | None = None,
+        max_items: int = 1000,
     ) -> None:
-        if budget_tokens <= 0:
-            raise ValueError("budget_tokens must be positive")
+        if budget_tokens <= 0 or max_items <= 0:
+            raise ValueError("budget_tokens and max_items must be positive")
         self.persona = persona
         self.instructions = ""  # per-session extra instructions (session.update), appended to the persona
         self.budget_tokens = budget_tokens
+        self.max_items = max_items  # memory bound: items past it are dropped oldest first, like the budget does
         self._count = count_tokens or estimate_tokens
         self._items: list[Item] = []
+        self._system_tokens: tuple[str, int] = ("", 0)  # (prompt, its count): counted again only when it changes
 
     # ---------------------------------------------------------------------------------------- editing
     def set_persona(self, persona: str | None = None, instructions: str | None = None) -> None:
@@ -71,6 +75,8 @@ class Conversation:
         if any(item.id == item_id for item in self._items):
             raise ValueError(f"duplicate conversation item id {item_id!r}")
         self._items.append(Item(item_id, role, text))
+        if len(self._items) > self.max_items:
+            self._drop_oldest(len(self._items) - self.max_items)
         return item_id
 
     def add_user(self, text: str, item_id: str | None = None) -> str:
@@ -86,7 +92,7 @@ class Conversation:
             raise ValueError(f"item {item_id!r} is a {item.role} message, only assistant replies are truncated")
         heard = heard_text.strip()
         if heard:
-            item.text = heard
+            item.text, item.tokens = heard, None
         else:
             self._items.remove(item)
 
@@ -111,15 +117,35 @@ class Conversation:
 
     def tokens(self) -> int:
         """Tokens of what `messages()` would send now (including per-message template overhead)."""
-        texts = [self.system_prompt()] + [i.text for i in self._items]
-        return sum(self._count(t) + MESSAGE_OVERHEAD_TOKENS for t in texts)
+        return self._prompt_tokens() + sum(self._item_tokens(i) for i in self._items)
+
+    def _prompt_tokens(self) -> int:
+        prompt = self.system_prompt()
+        if self._system_tokens[0] != prompt:
+            self._system_tokens = (prompt, self._count(prompt) + MESSAGE_OVERHEAD_TOKENS)
+        return self._system_tokens[1]
+
+    def _item_tokens(self, item: Item) -> int:
+        """Each item is tokenized once (tokenizing is slow and runs on the event loop), not on every trim."""
+        if item.tokens is None:
+            item.tokens = self._count(item.text) + MESSAGE_OVERHEAD_TOKENS
+        return item.tokens
 
     def _fit_budget(self) -> None:
-        # The newest item is always kept, even alone over budget: the model must see the question.
-        while len(self._items) > 1 and self.tokens() > self.budget_tokens:
-            self._items.pop(0)
-            while len(self._items) > 1 and self._items[0].role == "assistant":
-                self._items.pop(0)  # history starts with a user turn, as chat templates expect
+        """Keep the newest items that fit, walking back from the newest: older items are never even counted."""
+        total, start = self._prompt_tokens(), len(self._items)
+        while start > 0 and total + self._item_tokens(self._items[start - 1]) <= self.budget_tokens:
+            start -= 1
+            total += self._item_tokens(self._items[start])
+        self._drop_oldest(min(start, len(self._items) - 1))  # the newest is kept even alone over budget
+
+    def _drop_oldest(self, count: int) -> None:
+        if count <= 0:
+            return
+        # history starts with a user turn, as chat templates expect (the newest item is always kept)
+        while count < len(self._items) - 1 and self._items[count].role == "assistant":
+            count += 1
+        del self._items[:count]
 
     def _find(self, item_id: str) -> Item:
         for item in self._items:

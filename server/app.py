@@ -42,7 +42,8 @@ class AppState:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    """Only 127.0.0.0/8, ::1 and "localhost" are private: uvicorn binds "" (and any name) to more than loopback."""
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -97,10 +97,10 @@ class SessionConfig:
             cfg = replace(cfg, speed=out.speed)
         return cfg
 
-    def for_response(self, options: p.ResponseOptions | None) -> ResponseConfig:
+    def for_response(self, options: p.ResponseOptions | None, voices: list[str]) -> ResponseConfig:
         cfg = self
-        if options and options.audio and options.audio.output:
-            cfg = cfg._with_output(options.audio.output, [], "response.audio.output")
+        if options and options.audio and options.audio.output:  # same checks as session.update (voice, format)
+            cfg = cfg._with_output(options.audio.output, voices, "response.audio.output")
         modalities = tuple(options.output_modalities) if options and options.output_modalities else cfg.modalities
         max_tokens = cfg.max_tokens
         if options and isinstance(options.max_output_tokens, int):

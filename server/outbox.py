@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.protocol import new_id
+
+log = logging.getLogger("falante.outbox")
 
 STREAMING_EVENTS = frozenset({
     "response.output_audio.delta", "response.output_audio_transcript.delta", "response.output_text.delta",
@@ -41,9 +44,32 @@ class Outbox:
             pass  # the writer is stuck on a dead client; the caller cancels it
 
     async def run(self) -> None:
-        """Write events until `close()`; a send failure (client gone) ends the loop by raising."""
+        """Write events until `close()`; a send failure (client gone) ends the loop by raising, and is logged."""
         while (event := await self._queue.get()) is not None:
             if event.get("response_id") in self._dropped and event["type"] in STREAMING_EVENTS:
                 continue
-            await self._send_text(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            text = _serialize(event)
+            if text is None:
+                continue
+            try:
+                await self._send_text(text)
+            except Exception as exc:
+                log.info("writer stopped on a %s event: %s: %s", event["type"], type(exc).__name__, exc)
+                raise
             self.sent += 1
+
+
+def _serialize(event: dict[str, Any]) -> str | None:
+    """A bad event (a server bug) is logged, never fatal to the writer and so to the session: text that is not
+    valid Unicode (a lone surrogate) goes out \\u-escaped, anything else unserializable is dropped."""
+    try:
+        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        if not text.isascii():
+            text.encode()  # a lone surrogate would make the websocket's UTF-8 encoding raise inside send
+        return text
+    except UnicodeEncodeError:
+        log.error("event %s has text that is not valid Unicode; sent with \\u escapes", event.get("type"))
+        return json.dumps(event, ensure_ascii=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        log.exception("event %s cannot be serialized; dropped", event.get("type"))
+        return None

@@ -184,8 +184,33 @@ class ProtocolError(Exception):
                                            "param": self.param, "event_id": self.event_id}}
 
 
+def has_lone_surrogate(value: Any) -> bool:
+    """JSON may escape a lone UTF-16 surrogate ("\\ud800"): Python keeps it, and UTF-8 cannot encode it later.
+
+    Iterative (a deeply nested event must not hit the recursion limit); ASCII strings such as audio are skipped.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_client_event(raw: Any) -> Any:
     """Validate one decoded JSON value as a client event; raise ProtocolError saying exactly what is wrong."""
+    if has_lone_surrogate(raw):  # checked first: nothing of this event may be echoed back (not even event_id)
+        raise ProtocolError("invalid_text", "the event contains a lone UTF-16 surrogate (an unpaired \\ud800-"
+                            "\\udfff escape); text must be valid Unicode")
     if not isinstance(raw, dict):
         raise ProtocolError("invalid_event", f"an event must be a JSON object, got {type(raw).__name__}")
     event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None

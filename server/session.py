@@ -44,13 +44,15 @@ class Session:
         self.outbox = Outbox(send_text)
         self.config = SessionConfig.defaults(settings)
         self.conversation = Conversation(settings.chat.persona, budget_tokens=settings.chat.history_tokens,
-                                         count_tokens=token_counter_for(backends.llm))
+                                         count_tokens=token_counter_for(backends.llm),
+                                         max_items=settings.limits.max_history_items)
         self.bucket = TokenBucket(settings.limits.max_events_per_second, settings.limits.burst_events)
         self.turn: Turn | None = None
         self._turn_runner: asyncio.Task | None = None
         self._past_turns: dict[str, Turn] = {}  # item_id → finished turn, for conversation.item.truncate
         self._unheard: set[str] = set()  # cancelled replies nobody heard: not in history unless truncate says so
-        self._items_order: list[str] = []
+        self._item_ids: set[str] = set()  # every item id of this session (a set: the check runs per item)
+        self._last_item_id: str | None = None
         # audio input (16 kHz clock, counted from the session start)
         self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
         self.samples_in = 0
@@ -93,13 +95,14 @@ class Session:
                                       type="rate_limit_error")
             if isinstance(message, bytes):
                 raise p.ProtocolError("binary_not_supported", "send events as JSON text frames")
-            if len(message.encode()) > self.settings.limits.max_message_bytes:
+            # surrogatepass: a str with a lone surrogate (never from a websocket) is refused below as invalid_text
+            if len(message.encode("utf-8", "surrogatepass")) > self.settings.limits.max_message_bytes:
                 raise p.ProtocolError("message_too_large", f"message exceeds the limit of "
                                       f"{self.settings.limits.max_message_bytes} bytes; split audio into smaller "
                                       "appends")
             try:
                 raw = json.loads(message)
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
                 raise p.ProtocolError("invalid_json", f"message is not valid JSON: {exc}") from None
             event = p.parse_client_event(raw)
             handler = getattr(self, "_on_" + event.type.replace(".", "_"))
@@ -115,11 +118,13 @@ class Session:
             await self.error(p.ProtocolError("internal_error", f"internal error: {type(exc).__name__}: {exc}",
                                              type="server_error"))
 
+    def _check_instructions(self, instructions: str | None, param: str) -> None:
+        limit = self.settings.limits.max_instructions_chars
+        if instructions and len(instructions) > limit:
+            raise p.ProtocolError("instructions_too_long", f"instructions exceed {limit} characters", param=param)
+
     async def _on_session_update(self, event: p.SessionUpdateEvent) -> None:
-        limits = self.settings.limits
-        if event.session.instructions and len(event.session.instructions) > limits.max_instructions_chars:
-            raise p.ProtocolError("instructions_too_long", f"instructions exceed {limits.max_instructions_chars} "
-                                  "characters", param="session.instructions")
+        self._check_instructions(event.session.instructions, "session.instructions")
         old_rate, old_vad = self.config.input_rate, self.config.vad_key()
         self.config = self.config.updated(event.session, voices=self.backends.tts.voices())
         if event.session.instructions is not None:
@@ -195,7 +200,7 @@ class Session:
             raise p.ProtocolError("text_too_long", f"item text exceeds {self.settings.limits.max_text_chars} "
                                   "characters", param="item.content")
         item_id = item.id or p.new_id("item")
-        if item_id in self._items_order:
+        if item_id in self._item_ids:
             raise p.ProtocolError("duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
         if item.role == "system":
             self.conversation.set_persona(instructions=text)
@@ -231,6 +236,7 @@ class Session:
         if self.turn is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.turn.response_id} is still in progress; cancel it first")
+        self._check_instructions(event.response and event.response.instructions, "response.instructions")
         await self._start_turn(time.perf_counter(), event.response)
 
     async def _on_response_cancel(self, event: p.ResponseCancelEvent) -> None:
@@ -303,7 +309,7 @@ class Session:
             await self._interrupt("barge_in")
 
     async def _committed(self, item_id: str) -> None:
-        previous = self._items_order[-1] if self._items_order else None
+        previous = self._last_item_id
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
         await self._item_added(item_id, "user", [{"type": "input_audio", "transcript": None}])
 
@@ -318,7 +324,8 @@ class Session:
             await self._start_turn(t_trigger, None)
 
     async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
-        self._items_order.append(item_id)
+        self._item_ids.add(item_id)
+        self._last_item_id = item_id
         item = {"id": item_id, "type": "message", "object": "realtime.item", "role": role, "status": "completed",
                 "content": content}
         await self.emit({"type": "conversation.item.added", "item": item})
@@ -337,7 +344,7 @@ class Session:
     # --------------------------------------------------------------------------------------------- responses
     async def _start_turn(self, t_trigger: float, options: p.ResponseOptions | None) -> None:
         from server.responses import run_turn  # the response event sequence lives beside the turn
-        cfg = self.config.for_response(options)
+        cfg = self.config.for_response(options, self.backends.tts.voices())
         messages = self.conversation.messages()
         if options and options.instructions:
             messages[0] = type(messages[0])("system", f"{messages[0].content}\n\n{options.instructions}")
@@ -360,7 +367,8 @@ class Session:
         self._past_turns[turn.item_id] = turn
         while len(self._past_turns) > 16:
             self._past_turns.pop(next(iter(self._past_turns)))
-        self._items_order.append(turn.item_id)
+        self._item_ids.add(turn.item_id)
+        self._last_item_id = turn.item_id
         heard = turn.text.strip() if turn.status == "completed" else turn.heard_text(turn.heard_samples())
         if turn.status == "completed" and not turn.options.audio:
             heard = turn.text.strip()

@@ -102,3 +102,48 @@ def test_token_counter_for_prefers_the_backends_tokenizer() -> None:
 
     assert token_counter_for(WithCounter())("x") == 42
     assert token_counter_for(object()) is estimate_tokens
+
+
+class CountingCounter:
+    """A tokenizer stand-in that counts how often it is called (the real one is slow and runs on the event loop)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, text: str) -> int:
+        self.calls += 1
+        return len(text.split())
+
+
+def test_budget_trimming_counts_each_item_once() -> None:
+    """Regression (issue 12): trimming re-counted the whole history after every drop, O(N²) counter calls."""
+    n = 400
+    counter = CountingCounter()
+    conv = Conversation("persona", budget_tokens=100, count_tokens=counter)
+    for i in range(n):
+        conv.add_user(words(30, f"u{i}_"))
+    conv.messages()
+    assert counter.calls <= n + 1
+    assert [m.content for m in conv.messages()[1:]] == [words(30, f"u{n - 2}_"), words(30, f"u{n - 1}_")]
+    calls = counter.calls
+    conv.add_assistant("ok")
+    conv.messages()  # only the new item (and nothing already counted) is tokenized
+    assert counter.calls == calls + 1
+
+
+def test_truncated_item_is_counted_again() -> None:
+    conv = Conversation("persona", budget_tokens=30, count_tokens=count_words)
+    conv.add_user(words(5, "u"))
+    item = conv.add_assistant(words(40, "a"))
+    assert conv.tokens() == 5 + 9 + 44  # the long reply's count is cached now
+    conv.truncate_assistant(item, words(3, "a"))
+    conv.add_user(words(5, "v"))
+    assert [m.role for m in conv.messages()] == ["system", "user", "assistant", "user"]  # 5 + 9 + 7 + 9 = 30
+
+
+def test_history_item_cap_drops_the_oldest() -> None:
+    conv = Conversation("persona", budget_tokens=10**6, max_items=3)
+    for i in range(5):
+        conv.add_user(f"u{i}")
+        conv.add_assistant(f"a{i}")
+    assert len(conv.items) <= 3 and conv.items[0].role == "user" and conv.items[-1].text == "a4"

@@ -64,6 +64,10 @@ BAD_INPUT = [  # (what is sent, expected error code)
     ({"type": "response.create", "event_id": 5}, "invalid_value"),
     ({"type": "input_audio_buffer.commit", "extra": 1}, "unknown_parameter"),
     ("[" * 100_000 + "]" * 100_000, "message_too_large"),
+    ('{"type": "input_audio_buffer.clear", "n": ' + "9" * 5000 + "}", "invalid_json"),  # over int's 4300 digits
+    ({"type": "response.create", "response": {"audio": {"output": {"voice": "nobody"}}}}, "unknown_voice"),
+    ({"type": "response.create", "response": {"instructions": "x" * 9000}}, "instructions_too_long"),
+    ('{"type": "input_audio_buffer.clear", "event_id": "e\\ud800"}', "invalid_text"),  # a lone surrogate
     ("[" * 20_000 + "]" * 20_000, "invalid_json"),
 ]
 
@@ -87,15 +91,17 @@ async def _works(c) -> None:
 
 @pytest.mark.parametrize("payload,code", BAD_INPUT, ids=[f"{i:02d}-{c}" for i, (_, c) in enumerate(BAD_INPUT)])
 async def test_bad_input_gets_error_and_session_survives(shared_server, client_for, payload, code):
+    # the error names the client's event, unless the event set its own id or was refused unparsed (too large)
+    names_event = isinstance(payload, dict) and "event_id" not in payload and code != "message_too_large"
     async with client_for(shared_server) as c:
         if isinstance(payload, dict):
-            payload = {**payload, "event_id": payload.get("event_id", "evt_bad")}
+            payload = {"event_id": "evt_bad", **payload}
         await c.send(payload if isinstance(payload, (str, bytes)) else json.dumps(payload))
         err = await c.until("error")
         assert err["error"]["code"] == code, err
         assert err["error"]["message"]
-        if isinstance(payload, str) and payload.startswith("{") and '"event_id": "evt_bad"' in payload:
-            assert err["error"]["event_id"] == "evt_bad"
+        if names_event:
+            assert err["error"]["event_id"] == "evt_bad", err
         await _works(c)
 
 
