@@ -29,6 +29,13 @@ def _item(turn: Turn, status: str) -> dict[str, Any]:
             "status": status, "content": [part] if status != "in_progress" else []}
 
 
+def _rounded(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    score = info.get("score")
+    return {**info, "score": round(score, 4) if score is not None else None}
+
+
 async def run_turn(session: Session, turn: Turn, keep_history: bool) -> None:
     emit = session.emit
     audio = turn.options.audio
@@ -105,7 +112,8 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
         log.warning("response %s is not Portuguese (%s): %.80r", rid, language, turn.text)
     await emit({"type": "falante.response.metrics", "response_id": rid, "language": language,
                 "latency_ms": {k: round(v * 1000, 1) for k, v in turn.timings.items()},
-                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate})
+                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate,
+                "end_of_turn": _rounded(turn.end_of_turn)})
     await emit({"type": "response.done", "response": {
         "id": rid, "object": "realtime.response", "status": status, "status_details": details, "output": [item],
         "output_modalities": ["audio" if turn.options.audio else "text"],

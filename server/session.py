@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from asr.endpoint import EndOfTurnPolicy
 from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64
 from falante.config import Settings
 from falante.g711 import decode_g711
@@ -63,6 +64,7 @@ class Session:
         self._speech: tuple[str, int] | None = None  # (item_id, start sample) while the user speaks
         self._t_speech_stopped = 0.0
         self._partial_sent = ""  # partial transcript text already sent as deltas
+        self._end_of_turn: dict[str, Any] | None = None  # how the last user turn ended (falante.response.metrics)
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -248,7 +250,9 @@ class Session:
             return
         self._audio_queue = asyncio.Queue(AUDIO_QUEUE_CHUNKS)
         self._listener_base = self.samples_in
-        listener = self.backends.make_listener(self.config.vad, self.config.language)
+        eager = self.config.eagerness
+        policy = EndOfTurnPolicy(eager, self.backends.end_of_turn) if eager is not None else None
+        listener = self.backends.make_listener(self.config.listener_vad(), self.config.language, policy)
         self._listener_task = asyncio.create_task(self._listen(listener, self._audio_queue), name=f"listen-{self.id}")
 
     async def _listen(self, listener: Any, queue: asyncio.Queue[np.ndarray | None]) -> None:
@@ -277,6 +281,7 @@ class Session:
             item_id = self._speech[0]
             self._t_speech_stopped = time.perf_counter()
             self.metrics.observe("endpoint", self._t_speech_stopped - self._arrival_time(self._listener_base + ev.sample))
+            self._end_of_turn = self._turn_ended(ev)
             await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms(ev.sample),
                              "item_id": item_id})
             await self._committed(item_id)
@@ -293,7 +298,17 @@ class Session:
             self._speech = None
             self._clear_pending()
             self.metrics.observe("asr_final", time.perf_counter() - self._t_speech_stopped)
-            await self._transcribed(item_id, ev.text, self._arrival_time(self._listener_base + ev.end_sample))
+            await self._transcribed(item_id, ev.text, self._arrival_time(self._listener_base + ev.end_sample),
+                                    end_of_turn=self._end_of_turn)
+
+    def _turn_ended(self, ev: SpeechStopped) -> dict[str, Any]:
+        """How the turn ended (decision, score, silence waited), counted in Prometheus and kept for the response."""
+        td = self.config.turn_detection
+        waited = ev.waited_ms if ev.waited_ms is not None else self.config.listener_vad().silence_ms
+        info = {"type": td.type if td else "server_vad", "decision": ev.decision, "score": ev.score,
+                "waited_ms": waited}
+        self.metrics.turn_ended(info["type"], ev.decision, ev.score, waited / 1000)
+        return info
 
     async def _maybe_barge_in(self) -> None:
         if not (self._speech and self.turn and self.config.interrupt_response):
@@ -307,7 +322,8 @@ class Session:
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
         await self._item_added(item_id, "user", [{"type": "input_audio", "transcript": None}])
 
-    async def _transcribed(self, item_id: str, text: str, t_trigger: float) -> None:
+    async def _transcribed(self, item_id: str, text: str, t_trigger: float,
+                           end_of_turn: dict[str, Any] | None = None) -> None:
         text = text.strip()
         await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
                          "content_index": 0, "transcript": text})
@@ -316,6 +332,8 @@ class Session:
         self.conversation.add_user(text, item_id)
         if self.config.create_response and self.turn is None:
             await self._start_turn(t_trigger, None)
+            if self.turn is not None:
+                self.turn.end_of_turn = end_of_turn
 
     async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
         self._items_order.append(item_id)
