@@ -31,7 +31,16 @@ import numpy as np
 
 from falante.audio import resample
 from falante.config import FasterWhisperSettings
-from falante.types import ASR_SAMPLE_RATE, ListenerEvent, SpeechRecognizer, SpeechStarted, SpeechStopped, Transcript
+from falante.types import (
+    ASR_SAMPLE_RATE,
+    ListenerEvent,
+    SpeculativeFinal,
+    SpeechRecognizer,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+)
 
 from .buffer import AudioBuffer
 from .endpoint import EndOfTurnPolicy
@@ -62,6 +71,8 @@ class _Utterance:
     final_task: asyncio.Task | None = None  # speculative decode of the last window
     final_end: int = 0  # speech end that final_task covers
     score_task: asyncio.Task | None = None  # semantic_vad: end-of-turn score of the speculative final
+    scored_text: str = ""  # the text score_task scores
+    announced: bool = False  # a SpeculativeFinal went out for the current silence
     emitted: str = ""
 
     def tasks(self) -> list[asyncio.Task]:
@@ -181,6 +192,9 @@ class Listener:
             if utt.score_task is not None:
                 utt.score_task.cancel()
                 utt.score_task = None
+            if utt.announced:  # a reply prepared on the speculative final must go
+                utt.announced = False
+                self._out.append(SpeechResumed(self.audio.end))
             self._maybe_cut(utt)
             self._maybe_partial(utt)
         elif utt.final_task is None and self.vad.silence_run >= self.speculate_after and self.vad.speech_end is not None:
@@ -228,11 +242,20 @@ class Listener:
             if utt.score_task is None or not utt.score_task.done():
                 return  # not scored yet: the VAD's hard cap still ends the turn
             score = _result(utt.score_task)
+            self._announce(utt)
         if silence < policy.wait_samples(score):
             return
         stopped = self.vad.end_turn()
         if stopped is not None:
             self._on_vad(replace(stopped, decision=policy.decision(score), score=score, waited_ms=silence // MS))
+
+    def _announce(self, utt: _Utterance) -> None:
+        """A speculative final scored as finished: say so, so the session can prepare the reply."""
+        score = _result(utt.score_task)
+        if utt.announced or self.end_of_turn is None or self.end_of_turn.decision(score) != "complete":
+            return
+        utt.announced = True
+        self._out.append(SpeculativeFinal(utt.scored_text, utt.final_end))
 
     async def _score(self, utt: _Utterance, last: asyncio.Task) -> float | None:
         """The end-of-turn score of the speculative final (the whole utterance's text)."""
@@ -240,7 +263,8 @@ class Listener:
         # shielded: cancelling the score (speech resumed) must not cancel decodes _finish may still await
         texts = [await asyncio.shield(piece) for piece in utt.pieces]
         texts.append(await asyncio.shield(last))
-        return await self.end_of_turn.score(" ".join(t.strip() for t in texts if t.strip()))
+        utt.scored_text = " ".join(t.strip() for t in texts if t.strip())
+        return await self.end_of_turn.score(utt.scored_text)
 
     # ------------------------------------------------------------------ decodes
     def _launch_final(self, utt: _Utterance, speech_end: int) -> None:

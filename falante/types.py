@@ -50,7 +50,23 @@ class Transcript:
     end_sample: int = 0
 
 
-ListenerEvent = SpeechStarted | SpeechStopped | Transcript
+@dataclass(frozen=True)
+class SpeculativeFinal:
+    """semantic_vad: the speculative final scored as finished before the turn ended; a reply may be prepared on
+    `text` but shown only if the turn's final is this text (same `end_sample`). Listeners without it never send it."""
+
+    text: str
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """The user went on speaking after a SpeculativeFinal: whatever was prepared on it must go, without a trace."""
+
+    sample: int
+
+
+ListenerEvent = SpeechStarted | SpeechStopped | Transcript | SpeculativeFinal | SpeechResumed
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from llm.language import is_portuguese, score_language
 
 if TYPE_CHECKING:
     from server.session import Session
+    from server.speculation import Gate
     from server.turn import Turn
 
 log = logging.getLogger("falante.responses")
@@ -36,7 +37,8 @@ def _rounded(info: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**info, "score": round(score, 4) if score is not None else None}
 
 
-async def run_turn(session: Session, turn: Turn, keep_history: bool) -> None:
+async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate | None = None) -> None:
+    """The response's events around `turn`; `gate`: the turn already runs (speculative), its held events follow."""
     emit = session.emit
     audio = turn.options.audio
     part_type = "audio" if audio else "text"
@@ -49,7 +51,14 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool) -> None:
     await emit({"type": "response.content_part.added", "response_id": turn.response_id, "item_id": turn.item_id,
                 "output_index": 0, "content_index": 0, "part": {"type": part_type, "transcript": ""}})
     await emit({"type": "falante.avatar.state", "state": "thinking", "expression": "neutral"})
-    task = turn.start()
+    if gate is not None and turn.task is not None:
+        await gate.open()
+        if turn.t_first_audio is not None:  # held audio reaches the client only now
+            turn.t_first_audio = time.perf_counter()
+            turn.timings["voice_to_voice"] = turn.t_first_audio - turn.t_trigger
+        task = turn.task
+    else:
+        task = turn.start()
     try:
         await task
     except asyncio.CancelledError:

@@ -19,6 +19,8 @@ from falante.types import (
     ChatMessage,
     PhonemeTiming,
     SpeechChunk,
+    SpeculativeFinal,
+    SpeechResumed,
     SpeechStarted,
     SpeechStopped,
     Transcript,
@@ -91,7 +93,8 @@ class FakeListener:
         speech_start = last_voice = None
         started = False
         utterance: list[np.ndarray] = []
-        policy, scored = self.end_of_turn, None  # scored: (score,) of the current silence once decoded
+        policy, scored = self.end_of_turn, None  # scored: (score, text) of the current silence once decoded
+        announced = False  # a SpeculativeFinal went out for the current silence
         speculate = SPECULATE_MS * ASR_SAMPLE_RATE // 1000
         async for chunk in chunks:
             carry = np.concatenate([carry, chunk])
@@ -102,6 +105,9 @@ class FakeListener:
                     speech_start = pos if speech_start is None else speech_start
                     last_voice = pos + win
                     scored = None
+                    if announced:
+                        announced = False
+                        yield SpeechResumed(pos)
                 if speech_start is not None:
                     utterance.append(frame)
                     if not started and last_voice - speech_start >= min_speech:
@@ -110,7 +116,11 @@ class FakeListener:
                     silence = pos + win - last_voice
                     stopped = None
                     if started and policy is not None and scored is None and silence >= speculate:
-                        scored = (await policy.score(await self.recognizer.transcribe(np.concatenate(utterance))),)
+                        text = await self.recognizer.transcribe(np.concatenate(utterance))
+                        scored = (await policy.score(text), text)
+                        if policy.decision(scored[0]) == "complete":
+                            announced = True
+                            yield SpeculativeFinal(text, last_voice)
                     if started and scored is not None and silence >= policy.wait_samples(scored[0]):
                         stopped = SpeechStopped(last_voice, policy.decision(scored[0]), scored[0],
                                                 silence * 1000 // ASR_SAMPLE_RATE)
@@ -118,9 +128,10 @@ class FakeListener:
                         stopped = SpeechStopped(last_voice) if policy is None else SpeechStopped(
                             last_voice, "max_silence", scored[0] if scored else None, silence * 1000 // ASR_SAMPLE_RATE)
                     if stopped is not None:
-                        scored = None
                         yield stopped
-                        text = await self.recognizer.transcribe(np.concatenate(utterance))
+                        # the speculative decode is the final when nobody spoke since (as in asr.listener)
+                        text = scored[1] if scored else await self.recognizer.transcribe(np.concatenate(utterance))
+                        scored, announced = None, False
                         yield Transcript(text, True, speech_start, last_voice)
                         speech_start = last_voice = None
                         started, utterance = False, []

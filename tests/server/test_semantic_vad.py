@@ -5,6 +5,7 @@ The FakeListener decodes and scores in audio order, so the outcome is decided by
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
@@ -118,3 +119,51 @@ async def test_server_vad_still_cuts_the_same_hesitation(fake_server, client_for
     metrics = c.of_type("falante.response.metrics")
     assert metrics and metrics[0]["end_of_turn"] == {"type": "server_vad", "decision": "silence", "score": None,
                                                     "waited_ms": 700}
+
+
+class HeldLLM(FakeLLM):
+    """The first request yields one word and then hangs until cancelled (a speculative reply caught mid-way)."""
+
+    async def complete(self, messages, **kw):
+        if self.requests:
+            async for delta in super().complete(messages, **kw):
+                yield delta
+            return
+        self.requests.append(list(messages))
+        try:
+            yield "Que"
+            await asyncio.Event().wait()
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted += 1
+            raise
+
+
+async def test_speculative_reply_dropped_when_speech_resumes_leaves_no_trace(fake_server, client_for):
+    said, whole = "Eu comprei um ingresso.", "Eu comprei um ingresso, mas perdi o comprovante."
+    llm = HeldLLM("Sinto muito, posso ajudar.")
+    backends = fake_backends(llm=llm, recognizer=FakeRecognizer(lambda s: said if s < 2.0 else whole))
+    async with fake_server(backends) as (url, app), client_for(url) as c:
+        await set_turn_detection(c, {"type": "semantic_vad", "eagerness": "low"})  # finished phrases wait 600 ms
+        await c.append(np.concatenate([quiet(0.3), tone(1.0), quiet(0.4)]))
+        async with asyncio.timeout(10):
+            while not llm.requests:  # the reply to "Eu comprei um ingresso." started before the turn ended
+                await asyncio.sleep(0.01)
+        assert [m.content for m in llm.requests[0] if m.role == "user"] == [said]
+        await c.append(np.concatenate([tone(1.2), quiet(1.0)]))  # ... the person goes on speaking
+        done = await c.until("response.done")
+        await c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                                                                    "content": [{"type": "input_text", "text": "E agora?"}]}})
+        await c.send({"type": "response.create"})
+        await c.until(lambda e: e["type"] == "response.done" and e["response"]["id"] != done["response"]["id"])
+    assert llm.aborted == 1  # the held reply was stopped in the engine
+    rid = done["response"]["id"]
+    before_done = c.events[:c.events.index(done)]
+    ids = {e.get("response_id") or e.get("response", {}).get("id") for e in before_done} - {None}
+    assert ids == {rid}, "nothing of the dropped reply reached the client"
+    deltas = "".join(e["delta"] for e in c.of_type("response.output_audio_transcript.delta") if e["response_id"] == rid)
+    assert "Que" not in deltas and deltas.split() == "Sinto muito, posso ajudar.".split()
+    assert [e["transcript"] for e in c.of_type("conversation.item.input_audio_transcription.completed")] == [whole]
+    assert len(c.of_type("input_audio_buffer.speech_stopped")) == 1
+    history = [(m.role, m.content) for m in llm.requests[-1] if m.role != "system"]
+    assert history == [("user", whole), ("assistant", "Sinto muito, posso ajudar."), ("user", "E agora?")]
+    assert len(llm.requests) == 3  # dropped speculation, the confirmed (speculative, promoted) reply, the typed turn
