@@ -23,9 +23,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from dataclasses import replace
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 

@@ -399,7 +399,7 @@ class Session:
         messages = [*self.conversation.messages(), ChatMessage("user", ev.text.strip())]
         turn = self._make_turn(time.perf_counter(), None, messages, gate.emit)
         turn.start()
-        self._speculation = Speculation(ev.text, ev.end_sample, turn, gate, started=time.perf_counter())
+        self._speculation = Speculation(ev.text, ev.end_sample, turn, gate)
 
     def _drop_speculation(self) -> None:
         """The user went on speaking (or the session changed): the held reply goes, nothing of it was sent."""

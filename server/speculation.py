@@ -9,7 +9,7 @@ order, then passes through) or dropped with the Turn (nothing was ever sent, the
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from server.turn import Turn
@@ -43,8 +43,6 @@ class Speculation:
     end_sample: int
     turn: Turn
     gate: Gate
-    started: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def matches(self, text: str, end_sample: int) -> bool:
         return self.end_sample == end_sample and self.text.strip() == text.strip()
