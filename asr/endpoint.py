@@ -10,6 +10,7 @@ plain timing, `timing_ms`. All waits are on the audio clock (samples of silence)
 from __future__ import annotations
 
 import logging
+import math
 
 from falante.config import EagernessSettings
 from falante.types import ASR_SAMPLE_RATE, EndOfTurnDetector
@@ -40,7 +41,7 @@ class EndOfTurnPolicy:
         except Exception:  # a failing detector degrades to timing, never ends a session
             log.exception("end-of-turn detector failed on %.60r", text)
             return None
-        return min(1.0, max(0.0, p)) if p == p else None
+        return None if math.isnan(p) else min(1.0, max(0.0, p))
 
     def decision(self, score: float | None) -> str:
         """"complete" (finished phrase), "incomplete" (wait for the cap) or "timing" (no text signal)."""

@@ -84,7 +84,7 @@ class LlamaCppEndOfTurn:
             raise LLMError("the GGUF has no chat template: no end-of-turn signal", code="llm_start_failed")
         jinja = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)
         before, after = template_parts(lambda messages: jinja.render(messages=messages, add_generation_prompt=False))
-        tokenize = lambda s, special: llm.tokenize(s.encode(), add_bos=False, special=special)  # noqa: E731
+        tokenize = lambda s, special: llm.tokenize(s.encode(), add_bos=False, special=special)
         self._prefix = tokenize(before, True)
         self._end = tokenize(after, True)[0]
         self._punct = [tokenize(p, False)[0] for p in PUNCTUATION]
@@ -152,7 +152,7 @@ class VllmEndOfTurn:
             tok = self.llm.tokenizer
             before, after = template_parts(lambda messages: tok.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=False))
-            encode = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+            encode = lambda s: tok.encode(s, add_special_tokens=False)
             self._parts = (encode(before), encode(after)[0], [encode(p)[0] for p in PUNCTUATION])
         return self._parts
 

@@ -18,8 +18,8 @@ from falante.types import (
     ASR_SAMPLE_RATE,
     ChatMessage,
     PhonemeTiming,
-    SpeechChunk,
     SpeculativeFinal,
+    SpeechChunk,
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
@@ -49,8 +49,7 @@ class FakeEndOfTurn:
     """Scripted end-of-turn scores: a phrase ending in '?', '!' or '.' on a content word is finished (0.9), anything
     else is not (0.02); '' scores 0.0 like the real detectors. Records the texts it scored."""
 
-    FUNCTION_WORDS = frozenset("a o as os um uma de da do das dos em no na para pra por que se e mas ou com sobre "
-                               "então porque quando onde".split())
+    FUNCTION_WORDS = frozenset(["a", "o", "as", "os", "um", "uma", "de", "da", "do", "das", "dos", "em", "no", "na", "para", "pra", "por", "que", "se", "e", "mas", "ou", "com", "sobre", "então", "porque", "quando", "onde"])
 
     def __init__(self) -> None:
         self.texts: list[str] = []
