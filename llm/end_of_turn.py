@@ -1,13 +1,16 @@
 """End-of-turn detectors (falante.types.EndOfTurnDetector) from the chat LLM already in memory.
 
 The signal (as LiveKit's turn detector, with the chat model itself): in the model's own chat template, the
-probability that the user's message ends right after the transcript — the end-of-message token (`<|im_end|>` for
-Qwen) directly, or after a `.`/`?`/`!`:  P(end | t) + Σ_p P(p | t) · P(end | t p). A finished question scores high,
-"Eu queria saber se vocês" about 0. One short prefill (~20 tokens) per score.
+probability that the user's sentence ends right after the transcript — the next token is the end-of-message token
+(`<|im_end|>` for Qwen) or a `.`/`?`/`!`:  P(end | t) + Σ_p P(p | t). A sentence end, not the message end: after a
+finished statement the model expects the user to go on ("… Guarulhos." then `<|im_end|>` ≈ 0.01), but someone who
+pauses between sentences may be answered. Finished phrases score ~0.01-0.96, unfinished ones ("Eu queria saber se
+vocês") ≤ 0.002 (scripts/eval_end_of_turn.py). One short prefill (~20 tokens) per score.
 
 - llama.cpp: its own small context on the same GGUF (the weights are mmapped, so shared), on its own thread, so
   scoring never waits behind a reply being generated and never blocks the event loop.
-- vLLM: four 1-token requests with `prompt_logprobs` on the shared engine (batched with the replies).
+- vLLM: four 1-token requests (words + end / . / ? / !) with `prompt_logprobs` on the shared engine (batched with
+  the replies); the same quantity.
 - The `openai` remote backend has no detector: semantic_vad degrades to timing only (docs/protocol.md).
 """
 
@@ -47,11 +50,9 @@ def template_parts(render: Callable[[list[dict[str, str]]], str]) -> tuple[str, 
 
 
 def transcript_body(text: str) -> str:
-    """The words to score: a lone final '.' is dropped (Whisper ends fragments with one too; the model decides)."""
-    body = " ".join(text.split())
-    if body.endswith(".") and not body.endswith(".."):
-        body = body[:-1].rstrip()
-    return body
+    """The words to score: a final '.' or '...' is dropped (Whisper ends fragments with them too; the words decide —
+    kept, a '...' would read as a finished sentence: "Vou precisar de uma mesa para..." 0.56, bare 0.0004)."""
+    return " ".join(text.split()).rstrip(".…").rstrip()
 
 
 def _softmax_at(logits: np.ndarray, ids: list[int]) -> list[float]:
@@ -123,14 +124,7 @@ class LlamaCppEndOfTurn:
             keep += 1
         llm.n_tokens = keep
         llm.eval(ids[keep:])
-        p_end, *p_punct = _softmax_at(self._logits(llm), [self._end, *self._punct])
-        total = p_end
-        for token, p in zip(self._punct, p_punct):
-            llm.n_tokens = len(ids)
-            llm.eval([token])
-            total += p * _softmax_at(self._logits(llm), [self._end])[0]
-        llm.n_tokens = len(ids)
-        return min(1.0, total)
+        return min(1.0, sum(_softmax_at(self._logits(llm), [self._end, *self._punct])))
 
     @staticmethod
     def _logits(llm: Any) -> np.ndarray:
@@ -167,23 +161,21 @@ class VllmEndOfTurn:
         ids = prefix + self.llm.tokenizer.encode(body, add_special_tokens=False)
         engine = self.llm.engine
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        prompts = [ids + [end]] + [ids + [p, end] for p in punct]
+        prompts = [ids + [token] for token in (end, *punct)]  # each one's last prompt logprob
         request_ids = [f"falante-eot-{uuid.uuid4().hex}" for _ in prompts]
 
-        async def logprobs(prompt: list[int], request_id: str) -> list[float]:
+        async def logprob(prompt: list[int], request_id: str) -> float:
             final = None
             async for out in engine.generate(TokensPrompt(prompt_token_ids=prompt), params, request_id):
                 final = out
             if final is None or final.prompt_logprobs is None:
                 raise LLMError("vLLM returned no prompt logprobs", code="llm_error")
-            tail = final.prompt_logprobs[len(ids):]  # positions of the appended tokens
-            return [entry[token].logprob for entry, token in zip(tail, prompt[len(ids):])]
+            return final.prompt_logprobs[len(ids)][prompt[len(ids)]].logprob  # the appended token's
 
         try:
-            results = await asyncio.gather(*(logprobs(p, r) for p, r in zip(prompts, request_ids)))
+            results = await asyncio.gather(*(logprob(p, r) for p, r in zip(prompts, request_ids)))
         except asyncio.CancelledError:
             for request_id in request_ids:
                 await engine.abort(request_id)
             raise
-        total = math.exp(results[0][0]) + sum(math.exp(a + b) for a, b in results[1:])
-        return min(1.0, total)
+        return min(1.0, sum(math.exp(logprob) for logprob in results))

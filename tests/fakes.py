@@ -47,7 +47,7 @@ class FakeRecognizer:
 
 class FakeEndOfTurn:
     """Scripted end-of-turn scores: a phrase ending in '?', '!' or '.' on a content word is finished (0.9), anything
-    else is not (0.02); '' scores 0.0 like the real detectors. Records the texts it scored."""
+    else is not (0.001); '' scores 0.0 like the real detectors. Records the texts it scored."""
 
     FUNCTION_WORDS = frozenset(["a", "o", "as", "os", "um", "uma", "de", "da", "do", "das", "dos", "em", "no", "na", "para", "pra", "por", "que", "se", "e", "mas", "ou", "com", "sobre", "então", "porque", "quando", "onde"])
 
@@ -63,7 +63,7 @@ class FakeEndOfTurn:
         last = words[-1]
         finished = last[-1] in "?!." and not last.endswith("...") and last.rstrip("?!.").lower() not in \
             self.FUNCTION_WORDS
-        return 0.9 if finished else 0.02
+        return 0.9 if finished else 0.001
 
 
 SPECULATE_MS = 100  # FakeListener: silence before the final is decoded and scored (the real one: 96 ms)

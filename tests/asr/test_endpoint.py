@@ -56,8 +56,8 @@ class Failing:
         raise RuntimeError("boom")
 
 
-@pytest.mark.parametrize("score,decision,ms", [(0.9, "complete", MEDIUM.complete_ms), (0.3, "complete", MEDIUM.complete_ms),
-                                               (0.29, "incomplete", MEDIUM.max_ms), (0.0, "incomplete", MEDIUM.max_ms),
+@pytest.mark.parametrize("score,decision,ms", [(0.9, "complete", MEDIUM.complete_ms), (0.02, "complete", MEDIUM.complete_ms),
+                                               (0.019, "incomplete", MEDIUM.max_ms), (0.0, "incomplete", MEDIUM.max_ms),
                                                (None, "timing", MEDIUM.timing_ms)])
 def test_policy_waits_by_score(score, decision, ms):
     policy = EndOfTurnPolicy(MEDIUM, FakeEndOfTurn())
@@ -107,7 +107,7 @@ async def test_finished_question_ends_sooner_than_server_vad():
 async def test_unfinished_phrase_ends_at_the_hard_cap():
     audio = concat([silence(0.5), tone(1.0), silence(MEDIUM.max_ms / 1000 + 0.3)])
     [stopped] = stops(await run(EndOfTurnPolicy(MEDIUM, FakeEndOfTurn()), audio))
-    assert stopped.decision == "max_silence" and stopped.score == 0.02 and stopped.waited_ms == MEDIUM.max_ms
+    assert stopped.decision == "max_silence" and stopped.score == 0.001 and stopped.waited_ms == MEDIUM.max_ms
 
 
 async def test_without_detector_semantic_vad_is_timing_only():

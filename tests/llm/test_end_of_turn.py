@@ -1,5 +1,6 @@
 """End-of-turn detectors: the chat-template plumbing (fast), the scripted fake's decisions (fast), and the real
-llama.cpp detector on the bundled GGUF (model tier): unfinished pt-BR phrases score low, finished questions high."""
+llama.cpp detector on the bundled GGUF (model tier): unfinished pt-BR phrases score low, finished phrases (questions
+and statements) above the medium threshold."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from llm.errors import LLMError
 from tests.fakes import FakeEndOfTurn
 
 UNFINISHED = ["Eu queria saber se vocês", "Você pode me dizer onde fica o", "Quanto custa a entrada para",
-              "Eu gostaria de", "Será que dá para", "Eu comprei um ingresso, mas"]
+              "Eu gostaria de", "Será que dá para", "Eu comprei um ingresso, mas", "Eu queria saber se vocês...",
+              "Vou precisar de uma mesa para...", "Eu preciso de um táxi para o,"]
 FINISHED = ["Vocês abrem no domingo?", "Qual é a senha do wi-fi?", "Onde eu encontro a farmácia do shopping?",
-            "Quanto custa a entrada para estudantes?", "Eu preciso de um táxi para o aeroporto de Guarulhos."]
+            "Quanto custa a entrada para estudantes?", "Eu preciso de um táxi para o aeroporto de Guarulhos.",
+            "Eu gostaria de trocar este produto.", "Eu estava pensando em visitar o museu amanhã.",
+            "Meu filho se perdeu e ele está usando uma camiseta azul."]
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
@@ -35,9 +39,10 @@ def test_template_parts_split_around_the_user_words():
 
 @pytest.mark.parametrize("text,body", [("Vocês abrem no domingo?", "Vocês abrem no domingo?"),
                                        ("Eu queria saber se vocês.", "Eu queria saber se vocês"),
-                                       ("Eu queria saber se vocês...", "Eu queria saber se vocês..."),
+                                       ("Eu queria saber se vocês...", "Eu queria saber se vocês"),
+                                       ("Eu queria saber se vocês …", "Eu queria saber se vocês"),
                                        ("  Eu  gostaria de,  ", "Eu gostaria de,"), (" . ", "")])
-def test_transcript_body_drops_only_a_lone_final_period(text, body):
+def test_transcript_body_drops_a_final_period_or_ellipsis(text, body):
     assert transcript_body(text) == body
 
 
@@ -71,7 +76,8 @@ async def test_llamacpp_detector_scores_ptbr_phrases(llama_detector):
     medium = TurnSettings().medium.threshold
     assert unfinished["Eu queria saber se vocês"] < 0.1
     assert finished["Vocês abrem no domingo?"] > 0.5
-    assert max(unfinished.values()) < medium <= sorted(finished.values())[len(finished) // 2]
+    # scripts/eval_end_of_turn.py: unfinished ≤ 0.0021, these finished statements 0.045-0.31 (questions 0.6-0.96)
+    assert max(unfinished.values()) < medium / 4 and min(finished.values()) >= medium
     assert await llama_detector.end_probability("") == 0.0
     # the prefix cache never changes an answer, and a cancelled call leaves the context usable
     again = await llama_detector.end_probability("Vocês abrem no domingo?")
