@@ -13,6 +13,9 @@ Why this shape:
   end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again. The decode sees
   `final_tail_ms` after the speech end: the audio that has arrived, then digital silence, so a longer tail (better
   sentence ends for Whisper) never delays the launch.
+- semantic_vad (`end_of_turn` policy, asr/endpoint.py): the speculative final is also scored by the end-of-turn
+  detector, and the turn ends when the silence reaches the wait that score calls for; the VAD's own silence
+  (`vad.silence_ms`) is then only the hard cap. Without a policy (server_vad) nothing here changes.
 """
 
 from __future__ import annotations
@@ -21,15 +24,25 @@ import asyncio
 import re
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from falante.audio import resample
 from falante.config import FasterWhisperSettings
-from falante.types import ASR_SAMPLE_RATE, ListenerEvent, SpeechRecognizer, SpeechStarted, SpeechStopped, Transcript
+from falante.types import (
+    ASR_SAMPLE_RATE,
+    ListenerEvent,
+    SpeculativeFinal,
+    SpeechRecognizer,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+)
 
 from .buffer import AudioBuffer
+from .endpoint import EndOfTurnPolicy
 from .vad import SileroVadModel, check_audio
 
 MS = ASR_SAMPLE_RATE // 1000
@@ -56,10 +69,13 @@ class _Utterance:
     partial_gap: int = 0  # samples to wait between launches: 2 × the last decode's duration (model half idle)
     final_task: asyncio.Task | None = None  # speculative decode of the last window
     final_end: int = 0  # speech end that final_task covers
+    score_task: asyncio.Task | None = None  # semantic_vad: end-of-turn score of the speculative final
+    scored_text: str = ""  # the text score_task scores
+    announced: bool = False  # a SpeculativeFinal went out for the current silence
     emitted: str = ""
 
     def tasks(self) -> list[asyncio.Task]:
-        return [t for t in (*self.pieces, self.partial_task, self.final_task) if t is not None]
+        return [t for t in (*self.pieces, self.partial_task, self.final_task, self.score_task) if t is not None]
 
 
 class Listener:
@@ -67,7 +83,7 @@ class Listener:
 
     def __init__(
         self, recognizer: SpeechRecognizer, vad_model: SileroVadModel, settings: FasterWhisperSettings,
-        *, language: str | None = None,
+        *, language: str | None = None, end_of_turn: EndOfTurnPolicy | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.settings = settings
@@ -79,6 +95,7 @@ class Listener:
         self.max_window = int(max(settings.partial_window_s, 2.0) * ASR_SAMPLE_RATE)
         self.speculate_after = max(settings.speculative_final_ms, 32) * MS
         self.final_tail = settings.final_tail_ms * MS
+        self.end_of_turn = end_of_turn
         self._utt: _Utterance | None = None
         self._out: deque[ListenerEvent | asyncio.Task] = deque()  # tasks stand for finals not yet decoded
 
@@ -128,11 +145,15 @@ class Listener:
                 waits = {reader}
                 if self._utt is not None and self._utt.partial_task is not None:
                     waits.add(self._utt.partial_task)
+                if self._utt is not None and self._utt.score_task is not None and not self._utt.score_task.done():
+                    waits.add(self._utt.score_task)
                 if self._out and isinstance(self._out[0], asyncio.Task):
                     waits.add(self._out[0])
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 if self._utt is not None and self._utt.partial_task in done:
                     self._partial_done()
+                if self._utt is not None and self._utt.score_task in done:
+                    self._maybe_end()  # the score arrived after enough silence: end now
                 if reader in done:
                     chunk = reader.result()
                     reader = None
@@ -167,10 +188,19 @@ class Listener:
             if utt.final_task is not None:  # the user went on speaking: the speculative final is stale
                 utt.final_task.cancel()
                 utt.final_task = None
+            if utt.score_task is not None:
+                utt.score_task.cancel()
+                utt.score_task = None
+            if utt.announced:  # a reply prepared on the speculative final must go
+                utt.announced = False
+                self._out.append(SpeechResumed(self.audio.end))
             self._maybe_cut(utt)
             self._maybe_partial(utt)
         elif utt.final_task is None and self.vad.silence_run >= self.speculate_after and self.vad.speech_end is not None:
             self._launch_final(utt, self.vad.speech_end)
+            if self.end_of_turn is not None and self.end_of_turn.scores:
+                utt.score_task = asyncio.ensure_future(self._score(utt, utt.final_task))
+        self._maybe_end()
 
     def _on_vad(self, event: SpeechStarted | SpeechStopped) -> None:
         if isinstance(event, SpeechStarted):
@@ -179,6 +209,10 @@ class Listener:
             self._out.append(event)
             return
         utt = self._utt
+        if self.end_of_turn is not None and event.decision == "silence":  # the VAD's silence is semantic_vad's cap
+            score = _result(utt.score_task) if utt is not None else None
+            event = replace(event, decision="max_silence", score=score,
+                            waited_ms=self.end_of_turn.max_samples // MS)
         self._out.append(event)
         if utt is None:  # reset() dropped it
             return
@@ -192,6 +226,44 @@ class Listener:
         self._out.append(asyncio.ensure_future(self._finish(utt, utt.final_task, event.sample)))
         self._utt = None
         self.audio.release_before(self.audio.end - IDLE_KEEP)
+
+    # ------------------------------------------------------------------ semantic_vad
+    def _maybe_end(self) -> None:
+        """semantic_vad: end the turn once the silence reaches the wait the speculative final's score calls for."""
+        policy, utt = self.end_of_turn, self._utt
+        if policy is None or utt is None or not self.vad.in_speech:
+            return
+        silence = self.vad.silence_run
+        if silence < self.speculate_after:
+            return
+        score = None
+        if policy.scores:
+            if utt.score_task is None or not utt.score_task.done():
+                return  # not scored yet: the VAD's hard cap still ends the turn
+            score = _result(utt.score_task)
+            self._announce(utt)
+        if silence < policy.wait_samples(score):
+            return
+        stopped = self.vad.end_turn()
+        if stopped is not None:
+            self._on_vad(replace(stopped, decision=policy.decision(score), score=score, waited_ms=silence // MS))
+
+    def _announce(self, utt: _Utterance) -> None:
+        """A speculative final scored as finished: say so, so the session can prepare the reply."""
+        score = _result(utt.score_task)
+        if utt.announced or self.end_of_turn is None or self.end_of_turn.decision(score) != "complete":
+            return
+        utt.announced = True
+        self._out.append(SpeculativeFinal(utt.scored_text, utt.final_end))
+
+    async def _score(self, utt: _Utterance, last: asyncio.Task) -> float | None:
+        """The end-of-turn score of the speculative final (the whole utterance's text)."""
+        assert self.end_of_turn is not None
+        # shielded: cancelling the score (speech resumed) must not cancel decodes _finish may still await
+        texts = [await asyncio.shield(piece) for piece in utt.pieces]
+        texts.append(await asyncio.shield(last))
+        utt.scored_text = " ".join(t.strip() for t in texts if t.strip())
+        return await self.end_of_turn.score(utt.scored_text)
 
     # ------------------------------------------------------------------ decodes
     def _launch_final(self, utt: _Utterance, speech_end: int) -> None:
@@ -269,6 +341,12 @@ class Listener:
             utt.partial_task.cancel()
             utt.partial_task = None
         self.audio.release_before(cut)
+
+
+def _result(task: asyncio.Task | None) -> float | None:
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
 
 
 async def _next(source: AsyncIterator[np.ndarray]):

@@ -138,6 +138,16 @@ class VadStream:
         """End sample of the last speech window of the confirmed turn."""
         return self._turn.last_speech_end if self.in_speech else None
 
+    def end_turn(self) -> SpeechStopped | None:
+        """End the confirmed turn now (semantic_vad decided before the silence cap): SpeechStopped at its end."""
+        if not self.in_speech:
+            return None
+        assert self._turn is not None
+        stopped = SpeechStopped(self._turn.last_speech_end)
+        self._turn = None
+        self.last_pause = None
+        return stopped
+
     def drop_turn(self) -> None:
         """Forget the current turn (manual clear); the next speech starts a new one."""
         self._turn = None

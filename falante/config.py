@@ -165,6 +165,35 @@ class EspeakSettings(Section):
     speed_wpm: int = 160
 
 
+class EagernessSettings(Section):
+    """semantic_vad waits for one eagerness level (asr/endpoint.py). Silences count from the speech end."""
+
+    threshold: float = Field(ge=0.0, le=1.0)  # end-of-turn probability at or above which the phrase is finished
+    complete_ms: int = Field(ge=32, le=10_000)  # silence that ends a finished phrase (after its final is scored)
+    max_ms: int = Field(ge=100, le=10_000)  # hard cap: this much silence ends any turn, an unfinished phrase too
+    timing_ms: int = Field(ge=100, le=10_000)  # no text signal (remote LLM, detector error): plain silence
+
+
+class TurnSettings(Section):
+    """Turn-taking: the session default and semantic_vad's end-of-turn detector and waits (docs/protocol.md)."""
+
+    session_default: Literal["server_vad", "semantic_vad"] = "server_vad"  # what a session starts with
+    detector: bool = True  # score transcripts with the LLM in memory (llama.cpp, vLLM); off → timing only
+    detector_threads: int = Field(1, ge=1, le=64)  # llama.cpp: threads of the detector's own small context
+    # ptbr-turns-dev: hesitation pauses after unfinished phrases last 0.7-1.0 s; max_ms stays above them.
+    # Thresholds (scripts/eval_end_of_turn.py, Qwen2.5-0.5B GGUF, P(end)+ΣP(.?!)): unfinished fragments (90 texts,
+    # bare / "," / "..." / ".") max 0.0021; finished (184: turns-dev + speech-dev, ± final mark, lowercase) median 0.24,
+    # 5% 0.012, 10% 0.023. Finished below the threshold (they wait max_ms): low 34/184, medium 16, high 8; unfinished
+    # at or above: 0 for all three (medium: 10x margin).
+    low: EagernessSettings = EagernessSettings(threshold=0.05, complete_ms=600, max_ms=4000, timing_ms=1200)
+    medium: EagernessSettings = EagernessSettings(threshold=0.02, complete_ms=200, max_ms=2000, timing_ms=700)
+    high: EagernessSettings = EagernessSettings(threshold=0.01, complete_ms=100, max_ms=1200, timing_ms=350)
+
+    def eagerness(self, name: str | None) -> EagernessSettings:
+        """The waits of an OpenAI eagerness name; "auto" (and None) = medium, as in OpenAI's API."""
+        return {"low": self.low, "high": self.high}.get(name or "auto", self.medium)
+
+
 class AvatarSettings(Section):
     fps: int = 30
     smoothing_ms: float = 40.0  # coarticulation: how far a viseme bleeds into its neighbours
@@ -182,6 +211,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     tts: Annotated[KokoroSettings | PiperSettings | EspeakSettings, Field(discriminator="kind")] = KokoroSettings()
     avatar: AvatarSettings = AvatarSettings()
+    turns: TurnSettings = TurnSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -27,9 +27,17 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class SpeechStopped:
-    """VAD saw the configured end-of-turn silence. `sample` = 16 kHz offset where speech ended."""
+    """The turn ended. `sample` = 16 kHz offset where speech ended.
+
+    Why the turn ended (for metrics): `decision` "silence" (server_vad: the fixed silence), "complete" (semantic_vad:
+    the detector called the phrase finished), "max_silence" (semantic_vad's hard cap), "timing" (semantic_vad with
+    no text signal). `score`: the end-of-turn probability used, if any; `waited_ms`: silence before the decision.
+    """
 
     sample: int
+    decision: str = "silence"
+    score: float | None = None
+    waited_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,23 @@ class Transcript:
     end_sample: int = 0
 
 
-ListenerEvent = SpeechStarted | SpeechStopped | Transcript
+@dataclass(frozen=True)
+class SpeculativeFinal:
+    """semantic_vad: the speculative final scored as finished before the turn ended; a reply may be prepared on
+    `text` but shown only if the turn's final is this text (same `end_sample`). Listeners without it never send it."""
+
+    text: str
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """The user went on speaking after a SpeculativeFinal: whatever was prepared on it must go, without a trace."""
+
+    sample: int
+
+
+ListenerEvent = SpeechStarted | SpeechStopped | Transcript | SpeculativeFinal | SpeechResumed
 
 
 @runtime_checkable
@@ -76,6 +100,18 @@ class LanguageModel(Protocol):
     ) -> AsyncIterator[str]:
         """Stream text deltas. Closing/cancelling the iterator aborts the generation in the engine."""
         ...
+
+
+@runtime_checkable
+class EndOfTurnDetector(Protocol):
+    """P(the user's message ends right after `text`), from a text model. One shared per process.
+
+    Why a text signal: a pause after "Eu queria saber se vocês" is a hesitation, after "Vocês abrem no domingo?" it
+    is the end of the turn; the silence alone cannot tell them apart. Runs off the event loop; cancellation-safe.
+    Empty text scores 0.0.
+    """
+
+    async def end_probability(self, text: str) -> float: ...
 
 
 # ----------------------------------------------------------------------------------------------- TTS

@@ -56,7 +56,8 @@ class LlamaCppLanguageModel:
         from llama_cpp import Llama
 
         s = self.settings
-        return Llama(model_path=self.model_path, n_ctx=s.n_ctx, n_threads=s.n_threads,
+        # n_threads_batch too: llama-cpp-python otherwise prefills on every core (the detector and TTS need some)
+        return Llama(model_path=self.model_path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_threads_batch=s.n_threads,
                      n_gpu_layers=s.n_gpu_layers, verbose=False)
 
     async def close(self) -> None:

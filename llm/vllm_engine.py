@@ -123,6 +123,13 @@ class VllmLanguageModel:
         return self._engine
 
     # ------------------------------------------------------------------------------------------ tokens
+    @property
+    def tokenizer(self) -> Any:
+        """The engine's tokenizer (the end-of-turn detector renders the chat template with it)."""
+        if self._tokenizer is None:
+            raise LLMError("the vLLM engine is not started: await start() first", code="llm_not_started")
+        return self._tokenizer
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the model's tokenizer (for the history budget)."""
         if self._tokenizer is None:

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from asr.endpoint import EndOfTurnPolicy
 from falante.config import Settings, VadSettings
-from falante.types import LanguageModel, ListenerEvent, SpeechRecognizer, SpeechSynthesizer
+from falante.types import EndOfTurnDetector, LanguageModel, ListenerEvent, SpeechRecognizer, SpeechSynthesizer
 
 log = logging.getLogger("falante.backends")
 
@@ -37,9 +38,11 @@ class Backends:
     recognizer: SpeechRecognizer
     llm: LanguageModel
     tts: SpeechSynthesizer
-    make_listener: Callable[[VadSettings, str], Listener]  # (vad settings, language) → a new per-session Listener
+    # (vad settings, language, semantic_vad policy or None) → a new per-session Listener
+    make_listener: Callable[[VadSettings, str, EndOfTurnPolicy | None], Listener]
     loaders: list[Callable[[], None]] = field(default_factory=list)  # blocking loads run once at start-up
     load_seconds: dict[str, float] = field(default_factory=dict)
+    end_of_turn: EndOfTurnDetector | None = None  # semantic_vad's text signal; None: timing only (remote LLM)
 
     async def start(self) -> None:
         """Load every model once, off the event loop, then start the LLM engine."""
@@ -57,6 +60,9 @@ class Backends:
 
     async def close(self) -> None:
         await self.llm.close()
+        close = getattr(self.end_of_turn, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
 
 
 def build_backends(settings: Settings) -> Backends:
@@ -70,12 +76,29 @@ def build_backends(settings: Settings) -> Backends:
     llm = build_llm(settings)
     tts = build_tts(settings)
 
-    def make_listener(vad_settings: VadSettings, language: str) -> Listener:
+    def make_listener(vad_settings: VadSettings, language: str, end_of_turn: EndOfTurnPolicy | None) -> Listener:
         asr_settings = settings.asr.model_copy(update={"vad": vad_settings, "language": language})
-        return AsrListener(recognizer, vad, asr_settings)
+        return AsrListener(recognizer, vad, asr_settings, end_of_turn=end_of_turn)
 
-    return Backends(recognizer=recognizer, llm=llm, tts=tts, make_listener=make_listener,
-                    loaders=[recognizer.load, vad.load, tts.load])
+    detector = build_end_of_turn(settings, llm)
+    loaders = [recognizer.load, vad.load, tts.load]
+    if hasattr(detector, "load"):
+        loaders.append(detector.load)
+    return Backends(recognizer=recognizer, llm=llm, tts=tts, make_listener=make_listener, loaders=loaders,
+                    end_of_turn=detector)
+
+
+def build_end_of_turn(settings: Settings, llm: LanguageModel) -> EndOfTurnDetector | None:
+    """The end-of-turn detector on the LLM in memory; None (semantic_vad = timing only) for a remote LLM."""
+    if not settings.turns.detector:
+        return None
+    if settings.llm.kind == "llama-cpp":
+        from llm.end_of_turn import LlamaCppEndOfTurn
+        return LlamaCppEndOfTurn(settings.llm, threads=settings.turns.detector_threads)
+    if settings.llm.kind == "vllm":
+        from llm.end_of_turn import VllmEndOfTurn
+        return VllmEndOfTurn(llm)
+    return None
 
 
 # kind → (module, class); the module is imported only when its backend is chosen.

@@ -6,15 +6,17 @@ mutable state. `describe()` renders it as the OpenAI `session` object.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from falante.config import Settings, VadSettings
+from falante.config import EagernessSettings, Settings, TurnSettings, VadSettings
 from falante.g711 import G711_RATE
 from server import protocol as p
 
 DEFAULT_RATE = 24_000
-SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 700, "high": 350, "auto": 700}
+# OpenAI GA: server_vad and semantic_vad take different fields; one type's field on the other is refused
+SERVER_VAD_ONLY = ("threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms")
+SEMANTIC_VAD_ONLY = ("eagerness",)
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,12 @@ class SessionConfig:
     language: str
     modalities: tuple[str, ...]
     max_tokens: int
+    turns: TurnSettings = field(default_factory=TurnSettings)
 
     @classmethod
     def defaults(cls, settings: Settings) -> SessionConfig:
         vad = settings.asr.vad
-        return cls(instructions="", voice=getattr(settings.tts, "voice", "default"),
+        cfg = cls(instructions="", voice=getattr(settings.tts, "voice", "default"),
                    speed=getattr(settings.tts, "speed", 1.0), input_codec="audio/pcm", input_rate=DEFAULT_RATE,
                    output_codec="audio/pcm", output_rate=DEFAULT_RATE,
                    turn_detection=p.TurnDetection(type="server_vad", threshold=vad.threshold,
@@ -43,7 +46,10 @@ class SessionConfig:
                                                   silence_duration_ms=vad.silence_ms, create_response=True,
                                                   interrupt_response=True),
                    vad=vad, language=settings.asr.language, modalities=("audio",),
-                   max_tokens=settings.chat.max_tokens)
+                   max_tokens=settings.chat.max_tokens, turns=settings.turns)
+        if settings.turns.session_default == "semantic_vad":
+            cfg = cfg._with_turn_detection(p.TurnDetection(type="semantic_vad"))
+        return cfg
 
     # ------------------------------------------------------------------------------------------------ update
     def updated(self, s: p.SessionUpdate, voices: list[str]) -> SessionConfig:
@@ -69,13 +75,24 @@ class SessionConfig:
         return cfg
 
     def _with_turn_detection(self, td: p.TurnDetection | None) -> SessionConfig:
+        """A turn_detection update: merged into the current one of the same type, else it starts afresh."""
         if td is None:
             return replace(self, turn_detection=None)
-        merged = (self.turn_detection or p.TurnDetection()).model_copy(
-            update={k: v for k, v in td.model_dump(exclude_unset=True).items()})
+        given = td.model_dump(exclude_unset=True)
+        current = self.turn_detection
+        kind = given.get("type") or (current.type if current else "server_vad")
+        for name in SERVER_VAD_ONLY if kind == "semantic_vad" else SEMANTIC_VAD_ONLY:
+            if name in given:
+                where = f"session.audio.input.turn_detection.{name}"
+                raise p.ProtocolError("unknown_parameter", f"Unknown parameter: '{where}' ({kind} has no {name})",
+                                      param=where)
+        base = current if current is not None and current.type == kind else None
+        if kind == "semantic_vad":  # the VAD settings stay server_vad's; semantic waits come from [turns]
+            base = base or p.TurnDetection(type="semantic_vad", eagerness="auto", create_response=True,
+                                           interrupt_response=True)
+            return replace(self, turn_detection=base.model_copy(update=given))
+        merged = (base or p.TurnDetection()).model_copy(update=given)
         silence = merged.silence_duration_ms or self.vad.silence_ms
-        if merged.type == "semantic_vad":
-            silence = SEMANTIC_SILENCE_MS[merged.eagerness or "auto"]
         vad = self.vad.model_copy(update={
             "threshold": merged.threshold if merged.threshold is not None else self.vad.threshold,
             "prefix_padding_ms": merged.prefix_padding_ms if merged.prefix_padding_ms is not None
@@ -119,11 +136,38 @@ class SessionConfig:
         td = self.turn_detection
         return td is not None and td.interrupt_response is not False
 
+    @property
+    def eagerness(self) -> EagernessSettings | None:
+        """semantic_vad's waits (None with server_vad or no turn detection)."""
+        td = self.turn_detection
+        return self.turns.eagerness(td.eagerness) if td is not None and td.type == "semantic_vad" else None
+
+    def listener_vad(self) -> VadSettings:
+        """The VAD the Listener runs: semantic_vad's hard cap replaces the silence, nothing else changes."""
+        eager = self.eagerness
+        return self.vad if eager is None else self.vad.model_copy(update={"silence_ms": eager.max_ms})
+
     def vad_key(self) -> tuple:
-        return (self.turn_detection is None, self.vad, self.language)
+        eager = self.eagerness
+        return (self.turn_detection is None, self.listener_vad(), eager, self.language)
+
+    def describe_turn_detection(self) -> dict[str, Any] | None:
+        """turn_detection as OpenAI GA shapes it: each type with its own fields, effective values filled in."""
+        td = self.turn_detection
+        if td is None:
+            return None
+        flags = {"create_response": td.create_response is not False,
+                 "interrupt_response": td.interrupt_response is not False}
+        if td.type == "semantic_vad":
+            return {"type": "semantic_vad", "eagerness": td.eagerness or "auto", **flags}
+        out = {"type": "server_vad", "threshold": self.vad.threshold, "prefix_padding_ms": self.vad.prefix_padding_ms,
+               "silence_duration_ms": self.vad.silence_ms, **flags}
+        if td.idle_timeout_ms is not None:
+            out["idle_timeout_ms"] = td.idle_timeout_ms
+        return out
 
     def describe(self, session_id: str, voices: list[str] | None = None) -> dict[str, Any]:
-        td = self.turn_detection.model_dump(exclude_none=True) if self.turn_detection else None
+        td = self.describe_turn_detection()
         return {
             "id": session_id, "object": "realtime.session", "type": "realtime", "model": "falante",
             "output_modalities": list(self.modalities), "instructions": self.instructions,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 STAGES = ("endpoint", "asr_final", "llm_first_token", "llm_first_sentence", "tts_first_audio", "voice_to_voice")
 
 
@@ -27,9 +28,21 @@ class Metrics:
                                      registry=self.registry)
         self.audio_seconds_in = Counter("falante_audio_in_seconds", "Client audio received", registry=self.registry)
         self.audio_seconds_out = Counter("falante_audio_out_seconds", "Reply audio sent", registry=self.registry)
+        self.turn_decisions = Counter("falante_turn_decisions", "User turns ended, by turn_detection type and why",
+                                      ["type", "decision"], registry=self.registry)
+        self.turn_wait = Histogram("falante_turn_wait_seconds", "Silence waited before a user turn ended",
+                                   ["type", "decision"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.turn_score = Histogram("falante_turn_end_score", "End-of-turn probability of the scored transcript",
+                                    buckets=SCORE_BUCKETS, registry=self.registry)
 
     def observe(self, stage: str, seconds: float) -> None:
         self.stage_latency.labels(stage=stage).observe(max(0.0, seconds))
+
+    def turn_ended(self, kind: str, decision: str, score: float | None, waited_s: float) -> None:
+        self.turn_decisions.labels(type=kind, decision=decision).inc()
+        self.turn_wait.labels(type=kind, decision=decision).observe(max(0.0, waited_s))
+        if score is not None:
+            self.turn_score.observe(score)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

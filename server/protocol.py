@@ -34,7 +34,7 @@ class TurnDetection(Strict):
     create_response: bool | None = None
     interrupt_response: bool | None = None
     idle_timeout_ms: int | None = None
-    eagerness: Literal["low", "medium", "high", "auto"] | None = None  # semantic_vad: mapped to silence length
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None  # semantic_vad only (auto = medium)
 
 
 class Transcription(Strict):

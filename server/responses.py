@@ -15,6 +15,7 @@ from llm.language import is_portuguese, score_language
 
 if TYPE_CHECKING:
     from server.session import Session
+    from server.speculation import Gate
     from server.turn import Turn
 
 log = logging.getLogger("falante.responses")
@@ -29,7 +30,15 @@ def _item(turn: Turn, status: str) -> dict[str, Any]:
             "status": status, "content": [part] if status != "in_progress" else []}
 
 
-async def run_turn(session: Session, turn: Turn, keep_history: bool) -> None:
+def _rounded(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    score = info.get("score")
+    return {**info, "score": round(score, 4) if score is not None else None}
+
+
+async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate | None = None) -> None:
+    """The response's events around `turn`; `gate`: the turn already runs (speculative), its held events follow."""
     emit = session.emit
     audio = turn.options.audio
     part_type = "audio" if audio else "text"
@@ -42,7 +51,14 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool) -> None:
     await emit({"type": "response.content_part.added", "response_id": turn.response_id, "item_id": turn.item_id,
                 "output_index": 0, "content_index": 0, "part": {"type": part_type, "transcript": ""}})
     await emit({"type": "falante.avatar.state", "state": "thinking", "expression": "neutral"})
-    task = turn.start()
+    if gate is not None and turn.task is not None:
+        await gate.open()
+        if turn.t_first_audio is not None:  # held audio reaches the client only now
+            turn.t_first_audio = time.perf_counter()
+            turn.timings["voice_to_voice"] = turn.t_first_audio - turn.t_trigger
+        task = turn.task
+    else:
+        task = turn.start()
     try:
         await task
     except asyncio.CancelledError:
@@ -105,7 +121,8 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
         log.warning("response %s is not Portuguese (%s): %.80r", rid, language, turn.text)
     await emit({"type": "falante.response.metrics", "response_id": rid, "language": language,
                 "latency_ms": {k: round(v * 1000, 1) for k, v in turn.timings.items()},
-                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate})
+                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate,
+                "end_of_turn": _rounded(turn.end_of_turn)})
     await emit({"type": "response.done", "response": {
         "id": rid, "object": "realtime.response", "status": status, "status_details": details, "output": [item],
         "output_modalities": ["audio" if turn.options.audio else "text"],

@@ -17,10 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from asr.endpoint import EndOfTurnPolicy
 from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64
 from falante.config import Settings
 from falante.g711 import decode_g711
-from falante.types import ASR_SAMPLE_RATE, SpeechStarted, SpeechStopped, Transcript
+from falante.types import (
+    ASR_SAMPLE_RATE,
+    ChatMessage,
+    SpeculativeFinal,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+)
 from llm.conversation import Conversation, token_counter_for
 from server import protocol as p
 from server.backends import Backends
@@ -28,6 +37,7 @@ from server.config_state import SessionConfig
 from server.limits import TokenBucket
 from server.metrics import Metrics
 from server.outbox import Outbox
+from server.speculation import Gate, Speculation
 from server.turn import Turn, TurnOptions
 
 log = logging.getLogger("falante.session")
@@ -65,6 +75,8 @@ class Session:
         self._speech: tuple[str, int] | None = None  # (item_id, start sample) while the user speaks
         self._t_speech_stopped = 0.0
         self._partial_sent = ""  # partial transcript text already sent as deltas
+        self._end_of_turn: dict[str, Any] | None = None  # how the last user turn ended (falante.response.metrics)
+        self._speculation: Speculation | None = None  # a reply held back until the turn's final confirms it
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -72,6 +84,7 @@ class Session:
         self._restart_listener()
 
     async def close(self) -> None:
+        self._drop_speculation()
         await self._interrupt("session_closed", notify=False)
         if self._listener_task:
             self._listener_task.cancel()
@@ -182,6 +195,7 @@ class Session:
         await self._transcribed(item_id, text, t_trigger=self._arrival_time(end))
 
     async def _on_input_audio_buffer_clear(self, event: p.ClearEvent) -> None:
+        self._drop_speculation()
         self._clear_pending()
         self._speech = None
         if self._listener_task:
@@ -247,6 +261,7 @@ class Session:
 
     # --------------------------------------------------------------------------------------------- listening
     def _restart_listener(self) -> None:
+        self._drop_speculation()
         if self._listener_task:
             self._listener_task.cancel()
         self._listener_task, self._audio_queue = None, None
@@ -254,7 +269,9 @@ class Session:
             return
         self._audio_queue = asyncio.Queue(AUDIO_QUEUE_CHUNKS)
         self._listener_base = self.samples_in
-        listener = self.backends.make_listener(self.config.vad, self.config.language)
+        eager = self.config.eagerness
+        policy = EndOfTurnPolicy(eager, self.backends.end_of_turn) if eager is not None else None
+        listener = self.backends.make_listener(self.config.listener_vad(), self.config.language, policy)
         self._listener_task = asyncio.create_task(self._listen(listener, self._audio_queue), name=f"listen-{self.id}")
 
     async def _listen(self, listener: Any, queue: asyncio.Queue[np.ndarray | None]) -> None:
@@ -283,9 +300,14 @@ class Session:
             item_id = self._speech[0]
             self._t_speech_stopped = time.perf_counter()
             self.metrics.observe("endpoint", self._t_speech_stopped - self._arrival_time(self._listener_base + ev.sample))
+            self._end_of_turn = self._turn_ended(ev)
             await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms(ev.sample),
                              "item_id": item_id})
             await self._committed(item_id)
+        elif isinstance(ev, SpeculativeFinal) and self._speech:
+            self._speculate(ev)
+        elif isinstance(ev, SpeechResumed):
+            self._drop_speculation()
         elif isinstance(ev, Transcript) and self._speech:
             if not ev.final:
                 # OpenAI deltas only append; a partial may revise its tail, so `text` (extension) has it whole.
@@ -299,7 +321,17 @@ class Session:
             self._speech = None
             self._clear_pending()
             self.metrics.observe("asr_final", time.perf_counter() - self._t_speech_stopped)
-            await self._transcribed(item_id, ev.text, self._arrival_time(self._listener_base + ev.end_sample))
+            await self._transcribed(item_id, ev.text, self._arrival_time(self._listener_base + ev.end_sample),
+                                    end_of_turn=self._end_of_turn, end_sample=ev.end_sample)
+
+    def _turn_ended(self, ev: SpeechStopped) -> dict[str, Any]:
+        """How the turn ended (decision, score, silence waited), counted in Prometheus and kept for the response."""
+        td = self.config.turn_detection
+        waited = ev.waited_ms if ev.waited_ms is not None else self.config.listener_vad().silence_ms
+        info = {"type": td.type if td else "server_vad", "decision": ev.decision, "score": ev.score,
+                "waited_ms": waited}
+        self.metrics.turn_ended(info["type"], ev.decision, ev.score, waited / 1000)
+        return info
 
     async def _maybe_barge_in(self) -> None:
         if not (self._speech and self.turn and self.config.interrupt_response):
@@ -313,15 +345,26 @@ class Session:
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
         await self._item_added(item_id, "user", [{"type": "input_audio", "transcript": None}])
 
-    async def _transcribed(self, item_id: str, text: str, t_trigger: float) -> None:
+    async def _transcribed(self, item_id: str, text: str, t_trigger: float,
+                           end_of_turn: dict[str, Any] | None = None, end_sample: int | None = None) -> None:
         text = text.strip()
+        spec, self._speculation = self._speculation, None
+        if spec is not None and not (spec.matches(text, end_sample) and self.config.create_response
+                                     and self.turn is None):
+            spec.turn.cancel()  # the final differs (or a reply is already running): the held reply goes
+            spec = None
         await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
                          "content_index": 0, "transcript": text})
         if not text:
             return  # noise or a cough: nothing to answer
         self.conversation.add_user(text, item_id)
         if self.config.create_response and self.turn is None:
-            await self._start_turn(t_trigger, None)
+            if spec is not None:
+                self._promote(spec, t_trigger)
+            else:
+                await self._start_turn(t_trigger, None)
+            if self.turn is not None:
+                self.turn.end_of_turn = end_of_turn
 
     async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
         self._item_ids.add(item_id)
@@ -342,18 +385,46 @@ class Session:
         return time.perf_counter()
 
     # --------------------------------------------------------------------------------------------- responses
-    async def _start_turn(self, t_trigger: float, options: p.ResponseOptions | None) -> None:
-        from server.responses import run_turn  # the response event sequence lives beside the turn
+    def _make_turn(self, t_trigger: float, options: p.ResponseOptions | None, messages: list[ChatMessage],
+                   emit: Any) -> Turn:
         cfg = self.config.for_response(options, self.backends.tts.voices())
-        messages = self.conversation.messages()
         if options and options.instructions:
             messages[0] = type(messages[0])("system", f"{messages[0].content}\n\n{options.instructions}")
-        turn = Turn(response_id=p.new_id("resp"), item_id=p.new_id("item"), messages=messages,
+        return Turn(response_id=p.new_id("resp"), item_id=p.new_id("item"), messages=messages,
                     options=TurnOptions(voice=cfg.voice, speed=cfg.speed, out_rate=cfg.output_rate,
                                         audio=cfg.audio_out, codec=cfg.output_codec, max_tokens=cfg.max_tokens,
                                         temperature=self.settings.chat.temperature),
-                    llm=self.backends.llm, tts=self.backends.tts, settings=self.settings, emit=self.emit,
+                    llm=self.backends.llm, tts=self.backends.tts, settings=self.settings, emit=emit,
                     t_trigger=t_trigger)
+
+    def _speculate(self, ev: SpeculativeFinal) -> None:
+        """semantic_vad scored the speculative final as finished: start the reply (LLM, first TTS piece), held."""
+        self._drop_speculation()
+        if not ev.text.strip() or not self.config.create_response or self.turn is not None:
+            return
+        gate = Gate(self.emit)
+        messages = [*self.conversation.messages(), ChatMessage("user", ev.text.strip())]
+        turn = self._make_turn(time.perf_counter(), None, messages, gate.emit)
+        turn.start()
+        self._speculation = Speculation(ev.text, ev.end_sample, turn, gate)
+
+    def _drop_speculation(self) -> None:
+        """The user went on speaking (or the session changed): the held reply goes, nothing of it was sent."""
+        spec, self._speculation = self._speculation, None
+        if spec is not None:
+            spec.turn.cancel()
+
+    def _promote(self, spec: Speculation, t_trigger: float) -> None:
+        """The final confirmed the speculative text: the held reply becomes the response, its events flow."""
+        from server.responses import run_turn
+        spec.turn.t_trigger = t_trigger
+        self.turn = spec.turn
+        self._turn_runner = asyncio.create_task(run_turn(self, spec.turn, True, gate=spec.gate),
+                                                name=f"respond-{self.id}")
+
+    async def _start_turn(self, t_trigger: float, options: p.ResponseOptions | None) -> None:
+        from server.responses import run_turn  # the response event sequence lives beside the turn
+        turn = self._make_turn(t_trigger, options, self.conversation.messages(), self.emit)
         self.turn = turn
         keep_history = not (options and options.conversation == "none")
         self._turn_runner = asyncio.create_task(run_turn(self, turn, keep_history), name=f"respond-{self.id}")

@@ -71,6 +71,7 @@ class Turn:
     t_cancel: float | None = None  # when the cancellation was decided (barge-in / response.cancel)
     task: asyncio.Task | None = None
     first_piece_out: asyncio.Event = field(default_factory=asyncio.Event)  # first audio sent (or nothing to say)
+    end_of_turn: dict[str, Any] | None = None  # how the user's turn ended: type, decision, score, waited_ms
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:

@@ -17,7 +17,7 @@ from falante.config import Settings
 from server.app import create_app
 from server.backends import Backends
 from server.run import running
-from tests.fakes import FakeListener, FakeLLM, FakeRecognizer, FakeTTS
+from tests.fakes import FakeEndOfTurn, FakeListener, FakeLLM, FakeRecognizer, FakeTTS
 
 DEV_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ptbr-speech-dev"
 
@@ -32,12 +32,12 @@ def dev_clip(name: str, rate: int = 24_000) -> np.ndarray:
 
 
 def fake_backends(llm: FakeLLM | None = None, tts: FakeTTS | None = None,
-                  recognizer: FakeRecognizer | None = None) -> Backends:
+                  recognizer: FakeRecognizer | None = None, end_of_turn: FakeEndOfTurn | None = None) -> Backends:
     recognizer = recognizer or FakeRecognizer()
     tts = tts or FakeTTS()
     return Backends(recognizer=recognizer, llm=llm or FakeLLM(), tts=tts,
-                    make_listener=lambda vad, language: FakeListener(recognizer, vad),
-                    loaders=[recognizer.load, tts.load])
+                    make_listener=lambda vad, language, policy=None: FakeListener(recognizer, vad, end_of_turn=policy),
+                    loaders=[recognizer.load, tts.load], end_of_turn=end_of_turn or FakeEndOfTurn())
 
 
 def fast_settings(**overrides: Any) -> Settings:

@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 
+from asr.endpoint import EndOfTurnPolicy
 from falante.config import VadSettings
 from falante.types import (
     ASR_SAMPLE_RATE,
     ChatMessage,
     PhonemeTiming,
+    SpeculativeFinal,
     SpeechChunk,
+    SpeechResumed,
     SpeechStarted,
     SpeechStopped,
     Transcript,
@@ -42,11 +45,41 @@ class FakeRecognizer:
         return self.text_for(len(audio) / ASR_SAMPLE_RATE) if len(audio) >= ASR_SAMPLE_RATE // 10 else ""
 
 
-class FakeListener:
-    """Energy VAD (RMS over 20 ms windows) + FakeRecognizer finals, with the real VadSettings semantics."""
+class FakeEndOfTurn:
+    """Scripted end-of-turn scores: a phrase ending in '?', '!' or '.' on a content word is finished (0.9), anything
+    else is not (0.001); '' scores 0.0 like the real detectors. Records the texts it scored."""
 
-    def __init__(self, recognizer: FakeRecognizer, vad: VadSettings, threshold_rms: float = 0.02):
+    FUNCTION_WORDS = frozenset(["a", "o", "as", "os", "um", "uma", "de", "da", "do", "das", "dos", "em", "no", "na", "para", "pra", "por", "que", "se", "e", "mas", "ou", "com", "sobre", "então", "porque", "quando", "onde"])
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def end_probability(self, text: str) -> float:
+        await asyncio.sleep(0)
+        self.texts.append(text)
+        words = text.strip().split()
+        if not words:
+            return 0.0
+        last = words[-1]
+        finished = last[-1] in "?!." and not last.endswith("...") and last.rstrip("?!.").lower() not in \
+            self.FUNCTION_WORDS
+        return 0.9 if finished else 0.001
+
+
+SPECULATE_MS = 100  # FakeListener: silence before the final is decoded and scored (the real one: 96 ms)
+
+
+class FakeListener:
+    """Energy VAD (RMS over 20 ms windows) + FakeRecognizer finals, with the real VadSettings semantics.
+
+    semantic_vad (`end_of_turn` policy): after SPECULATE_MS of silence the utterance so far is transcribed and
+    scored right there, in audio order, so which silence ends a turn never depends on wall time.
+    """
+
+    def __init__(self, recognizer: FakeRecognizer, vad: VadSettings, threshold_rms: float = 0.02,
+                 end_of_turn: EndOfTurnPolicy | None = None):
         self.recognizer, self.vad, self.threshold = recognizer, vad, threshold_rms
+        self.end_of_turn = end_of_turn
 
     def reset(self) -> None:
         pass
@@ -59,6 +92,9 @@ class FakeListener:
         speech_start = last_voice = None
         started = False
         utterance: list[np.ndarray] = []
+        policy, scored = self.end_of_turn, None  # scored: (score, text) of the current silence once decoded
+        announced = False  # a SpeculativeFinal went out for the current silence
+        speculate = SPECULATE_MS * ASR_SAMPLE_RATE // 1000
         async for chunk in chunks:
             carry = np.concatenate([carry, chunk])
             while len(carry) >= win:
@@ -67,14 +103,34 @@ class FakeListener:
                 if voiced:
                     speech_start = pos if speech_start is None else speech_start
                     last_voice = pos + win
+                    scored = None
+                    if announced:
+                        announced = False
+                        yield SpeechResumed(pos)
                 if speech_start is not None:
                     utterance.append(frame)
                     if not started and last_voice - speech_start >= min_speech:
                         started = True
                         yield SpeechStarted(speech_start)
-                    if started and pos + win - last_voice >= min_silence:
-                        yield SpeechStopped(last_voice)
+                    silence = pos + win - last_voice
+                    stopped = None
+                    if started and policy is not None and scored is None and silence >= speculate:
                         text = await self.recognizer.transcribe(np.concatenate(utterance))
+                        scored = (await policy.score(text), text)
+                        if policy.decision(scored[0]) == "complete":
+                            announced = True
+                            yield SpeculativeFinal(text, last_voice)
+                    if started and scored is not None and silence >= policy.wait_samples(scored[0]):
+                        stopped = SpeechStopped(last_voice, policy.decision(scored[0]), scored[0],
+                                                silence * 1000 // ASR_SAMPLE_RATE)
+                    elif started and silence >= min_silence:
+                        stopped = SpeechStopped(last_voice) if policy is None else SpeechStopped(
+                            last_voice, "max_silence", scored[0] if scored else None, silence * 1000 // ASR_SAMPLE_RATE)
+                    if stopped is not None:
+                        yield stopped
+                        # the speculative decode is the final when nobody spoke since (as in asr.listener)
+                        text = scored[1] if scored else await self.recognizer.transcribe(np.concatenate(utterance))
+                        scored, announced = None, False
                         yield Transcript(text, True, speech_start, last_voice)
                         speech_start = last_voice = None
                         started, utterance = False, []

@@ -108,3 +108,18 @@ async def test_tts_contract(backends):
     stream = tts.synthesize("Uma frase. Outra frase. Mais uma frase para cancelar.")
     await anext(stream)
     await stream.aclose()
+
+
+async def test_end_of_turn_contract(backends):
+    from falante.types import EndOfTurnDetector
+
+    detector = backends.end_of_turn
+    assert isinstance(detector, EndOfTurnDetector)
+    unfinished = await detector.end_probability("Eu queria saber se vocês")
+    finished = await detector.end_probability("Vocês abrem no domingo?")
+    assert 0.0 <= unfinished < 0.1 and 0.5 < finished <= 1.0, (unfinished, finished)
+    assert await detector.end_probability("") == 0.0
+    task = asyncio.create_task(detector.end_probability("Eu gostaria de"))  # cancelled: the next call still works
+    await asyncio.sleep(0)
+    task.cancel()
+    assert abs(await detector.end_probability("Vocês abrem no domingo?") - finished) < 1e-3

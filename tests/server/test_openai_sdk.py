@@ -8,7 +8,7 @@ from tests.sdk_client import sdk_client, speak_and_listen
 
 
 async def test_sdk_voice_turn_with_extensions(fake_server):
-    async with fake_server(fake_backends(llm=FakeLLM("Bom dia! Posso ajudar?"))) as (url, app):
+    async with fake_server(fake_backends(llm=FakeLLM("Bom dia! Posso ajudar?"))) as (url, _app):
         host = url.split("/")[2]
         audio = np.concatenate([dev_clip("d03_jf_alpha.wav"), np.zeros(12_000, np.float32)])
         conv = await speak_and_listen(host, audio, pace=0.0)
@@ -24,7 +24,7 @@ async def test_sdk_voice_turn_with_extensions(fake_server):
 
 
 async def test_sdk_session_update_and_text_turn(fake_server):
-    async with fake_server(fake_backends(llm=FakeLLM("Só texto."))) as (url, app):
+    async with fake_server(fake_backends(llm=FakeLLM("Só texto."))) as (url, _app):
         async with sdk_client(url.split("/")[2]).realtime.connect(model="falante") as conn:
             await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
                                                "instructions": "Seja breve."})
@@ -41,3 +41,21 @@ async def test_sdk_session_update_and_text_turn(fake_server):
     text_done = next(e for e in seen if e.type == "response.output_text.done")
     assert text_done.text == "Só texto."
     assert not any(e.type == "response.output_audio.delta" for e in seen)
+
+
+async def test_sdk_sets_semantic_vad_and_session_updated_echoes_it(fake_server):
+    from openai.types.realtime import RealtimeSessionCreateRequest
+
+    async with fake_server() as (url, _app), sdk_client(url.split("/")[2]).realtime.connect(model="falante") as conn:
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": {
+            "type": "semantic_vad", "eagerness": "high", "interrupt_response": False}}}})
+        async for event in conn:
+            if event.type in ("session.updated", "error"):
+                break
+    assert event.type == "session.updated", event
+    td = event.session.audio.input.turn_detection
+    assert type(td).__name__ == "SemanticVad"  # the SDK parsed it as its own semantic_vad type
+    assert (td.type, td.eagerness, td.create_response, td.interrupt_response) == ("semantic_vad", "high", True, False)
+    assert td.model_dump(exclude_none=True) == {"type": "semantic_vad", "eagerness": "high", "create_response": True,
+                                                "interrupt_response": False}  # nothing beyond OpenAI's fields
+    RealtimeSessionCreateRequest.model_validate(event.session.model_dump(exclude={"id", "object", "falante"}))

@@ -12,7 +12,7 @@ from tests.fakes import FakeLLM, FakeRecognizer, FakeTTS
 from .pages import assert_lip_sync, assert_rest, metric, now_ms, received, sent, wait_for, wait_frames
 
 pytestmark = pytest.mark.browser
-HEARD = "quero saber o horário de funcionamento"  # what the FakeRecognizer "hears"
+HEARD = "quero saber o horário de funcionamento."  # what the FakeRecognizer "hears"
 REPLY = "Claro! Abrimos às nove horas, de terça a domingo."
 
 
@@ -25,7 +25,7 @@ async def test_kiosk_hears_a_clip_shows_transcript_and_lip_syncs(ui_server, brow
         await wait_for(page, "falanteDebug.transcripts.length > 0", timeout=30)
         assert await page.text_content("#user-line") == HEARD
         update = (await sent(page, "session.update"))[0]
-        assert update["session"]["audio"]["input"]["turn_detection"] == {"type": "server_vad"}
+        assert update["session"]["audio"]["input"]["turn_detection"] == {"type": "semantic_vad", "eagerness": "auto"}
         updated = (await received(page, "session.updated"))[0]
         assert updated["session"]["audio"]["output"]["voice"] == "fake_b"
         assert await received(page, "error") == []

@@ -11,7 +11,8 @@ export { FrameScheduler, PCM_RATE, Player, base64ToInt16, floatToBase64Pcm16 };
 export class FalanteClient extends EventTarget {
   constructor(opts = {}) {
     super();
-    this.opts = { url: defaultUrl(), token: null, voice: null, instructions: null, vad: true, openTimeoutMs: 15000,
+    this.opts = { url: defaultUrl(), token: null, voice: null, instructions: null, vad: true,
+      turnDetection: { type: 'semantic_vad', eagerness: 'auto' }, openTimeoutMs: 15000,
       workletUrl: new URL('./mic-worklet.js', import.meta.url).href };
     for (const [k, v] of Object.entries(opts)) if (v !== undefined) this.opts[k] = v;
     this.ws = null;
@@ -98,7 +99,7 @@ export class FalanteClient extends EventTarget {
     const session = {
       type: 'realtime',
       audio: {
-        input: { format: { type: 'audio/pcm', rate: PCM_RATE }, turn_detection: this.opts.vad ? { type: 'server_vad' } : null },
+        input: { format: { type: 'audio/pcm', rate: PCM_RATE }, turn_detection: this.opts.vad ? this.opts.turnDetection : null },
         output: { format: { type: 'audio/pcm', rate: PCM_RATE } },
       },
     };

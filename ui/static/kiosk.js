@@ -37,7 +37,9 @@ export async function main() {
 
   async function open(greet) {
     const client = new FalanteClient({ url: p.ws || undefined, token: p.token || null, voice: p.voice,
-      instructions: p.persona || null, vad: p.vad !== 'off' });
+      instructions: p.persona || null, vad: p.vad !== 'off',
+      // ?vad=server: fixed-silence server_vad; default semantic_vad, ?eagerness=low|medium|high|auto
+      turnDetection: p.vad === 'server' ? { type: 'server_vad' } : { type: 'semantic_vad', eagerness: p.eagerness || 'auto' } });
     dbg.client = client;
     client.addEventListener('state', (e) => {
       $('status').dataset.state = e.detail.state;
