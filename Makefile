@@ -13,6 +13,7 @@ bench:  ## every benchmark, one after the other (~45 min on 2 cores); figures la
 	mkdir -p docs/bench
 	.venv/bin/python scripts/bench_asr.py --json docs/bench/asr.json
 	.venv/bin/python scripts/bench_gates.py --json docs/bench/gates.json
+	.venv/bin/python scripts/bench_turns.py --out docs/bench/turns.json
 	.venv/bin/python scripts/bench_voice.py --clips 12 --compare llm.kind=vllm --out docs/bench/voice.json
 	.venv/bin/python scripts/bench_voice.py --clips 12 --compare chat.llm_waits_for_first_audio=false \
 		--compare chat.first_clause_words=50 --out docs/bench/voice_pacing.json

@@ -12,7 +12,7 @@ configuration runs on fresh sessions (one per clip, `create_response: false`: no
   speech_stopped (the falante.response.metrics event carrying them only exists when a response runs).
 Not a test: it reports, it does not assert.
 
-    cd /work/wt-turns && PYTHONPATH=$PWD /work/main/.venv/bin/python scripts/bench_turns.py --out docs/bench/turns.json
+    .venv/bin/python scripts/bench_turns.py --out docs/bench/turns.json
     ... --configs server_vad:500 semantic_vad:auto --pause-clips 4 --finished 4   # a quick subset
 
 Runtime: ~6 s per pause clip and ~4 s per finished clip per config, plus model loading: ~20 min for everything on

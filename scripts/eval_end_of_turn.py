@@ -28,7 +28,7 @@ from llm.end_of_turn import SENTINEL, SYSTEM, LlamaCppEndOfTurn, transcript_body
 from llm.weights import resolve_gguf
 
 GREETING = "Olá! Como posso ajudar?"
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the checkout
 FRAGMENTS = ["Eu queria comprar um", "Você sabe onde fica o", "Eu preciso de", "Vou precisar de uma mesa para",
              "Eu acho que", "Pode me ajudar, mas", "Eu queria um café e", "Não sei se", "Tem como eu pagar com",
              "Queria saber o preço de um", "Eu vim aqui porque", "A gente tá procurando um", "Me diz uma coisa, o",
