@@ -50,9 +50,10 @@ def template_parts(render: Callable[[list[dict[str, str]]], str]) -> tuple[str, 
 
 
 def transcript_body(text: str) -> str:
-    """The words to score: a final '.' or '...' is dropped (Whisper ends fragments with them too; the words decide —
-    kept, a '...' would read as a finished sentence: "Vou precisar de uma mesa para..." 0.56, bare 0.0004)."""
-    return " ".join(text.split()).rstrip(".…").rstrip()
+    """The words to score: a final '.', '...' or '!' is dropped (Whisper ends fragments with them too; the words
+    decide). Kept, a '...' reads as a finished sentence ("Vou precisar de uma mesa para..." 0.56, bare 0.0004) and a
+    '!' as a message to be continued ("Oi, bom dia!" 0.000, bare 0.956)."""
+    return " ".join(text.split()).rstrip(".…!").rstrip()
 
 
 def _softmax_at(logits: np.ndarray, ids: list[int]) -> list[float]:

@@ -41,8 +41,9 @@ def test_template_parts_split_around_the_user_words():
                                        ("Eu queria saber se vocês.", "Eu queria saber se vocês"),
                                        ("Eu queria saber se vocês...", "Eu queria saber se vocês"),
                                        ("Eu queria saber se vocês …", "Eu queria saber se vocês"),
+                                       ("Oi, bom dia!", "Oi, bom dia"),
                                        ("  Eu  gostaria de,  ", "Eu gostaria de,"), (" . ", "")])
-def test_transcript_body_drops_a_final_period_or_ellipsis(text, body):
+def test_transcript_body_drops_a_final_period_ellipsis_or_exclamation(text, body):
     assert transcript_body(text) == body
 
 
