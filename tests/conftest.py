@@ -36,7 +36,7 @@ def fake_backends(llm: FakeLLM | None = None, tts: FakeTTS | None = None,
     recognizer = recognizer or FakeRecognizer()
     tts = tts or FakeTTS()
     return Backends(recognizer=recognizer, llm=llm or FakeLLM(), tts=tts,
-                    make_listener=lambda vad, language, policy=None: FakeListener(recognizer, vad, end_of_turn=policy),
+                    make_listener=lambda vad, language, policy: FakeListener(recognizer, vad, end_of_turn=policy),
                     loaders=[recognizer.load, tts.load], end_of_turn=end_of_turn or FakeEndOfTurn())
 
 

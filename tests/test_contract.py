@@ -59,7 +59,7 @@ async def test_recognizer_contract(backends):
 async def test_listener_contract(backends):
     clip_info = next(m for m in dev_manifest() if m["file"] == "d05_jf_alpha.wav")
     audio = np.concatenate([dev_clip(clip_info["file"], ASR_SAMPLE_RATE), np.zeros(8000, np.float32)])
-    listener = backends.make_listener(VadSettings(), "pt")
+    listener = backends.make_listener(VadSettings(), "pt", None)  # server_vad: no end-of-turn policy
 
     async def chunks():
         for i in range(0, len(audio), 1600):
