@@ -54,7 +54,7 @@ async def test_kiosk_barge_in_clears_playback_and_reports_what_was_heard(ui_serv
     long_reply = " ".join(["O museu abre às nove e fecha às cinco."] * 4)  # 4 × 2.4 s of audio
     backends = fake_backends(llm=FakeLLM(long_reply), tts=FakeTTS(rtf=0.9))
     async with ui_server(backends) as (base, _), browser_page("loop") as page:
-        await page.goto(f"{base}/kiosk?greeting=&reset=300")
+        await page.goto(f"{base}/kiosk?greeting=&reset=300&vad=server")  # semantic_vad barge-in: see the closing note
         await wait_for(page, "falanteDebug.connected")
         await wait_for(page, "falanteDebug.client.debug.truncates.length > 0", timeout=40)
         first = (await received(page, "response.created"))[0]["response"]["id"]
