@@ -8,6 +8,7 @@ order, then passes through) or dropped with the Turn (nothing was ever sent, the
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ class Gate:
 
     def __init__(self, target: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self.target = target
-        self.held: list[dict[str, Any]] = []
+        self.held: deque[dict[str, Any]] = deque()  # a reply's audio deltas: popped from the left, O(1) each
         self.is_open = False
 
     async def emit(self, event: dict[str, Any]) -> None:
@@ -31,7 +32,7 @@ class Gate:
 
     async def open(self) -> None:
         while self.held:  # the Turn may add events while earlier ones are being sent
-            await self.target(self.held.pop(0))
+            await self.target(self.held.popleft())
         self.is_open = True
 
 
