@@ -64,8 +64,9 @@ PROBE_JS = r"""
 """
 
 
-async def wait_for(page: Any, body: str, timeout: float = 20.0) -> Any:
-    """Wait until the JS expression `body` holds (guarded: the page module may not have loaded yet)."""
+async def wait_for(page: Any, body: str, timeout: float = 60.0) -> Any:
+    """Wait until the JS expression `body` holds (guarded: the page module may not have loaded yet). Timeouts here
+    only bound a hang: a 2-core machine at load 20-35 took over 20 s for steps that take 1 s idle."""
     return await page.wait_for_function(f"() => !!window.falanteDebug && ({body})", timeout=timeout * 1000,
                                         polling=50)
 
@@ -90,7 +91,7 @@ async def now_ms(page: Any) -> float:
     return await page.evaluate("() => performance.now()")
 
 
-async def wait_frames(page: Any, since: float, count: int = 15, timeout: float = 5.0) -> list[dict]:
+async def wait_frames(page: Any, since: float, count: int = 15, timeout: float = 30.0) -> list[dict]:
     """Wait until the recorder holds `count` animation frames after `since`; returns them."""
     await page.wait_for_function("([since, n]) => window.__mouth.filter((m) => m.t >= since).length >= n",
                                  arg=[since, count], timeout=timeout * 1000, polling=50)

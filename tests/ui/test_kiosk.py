@@ -36,8 +36,8 @@ async def test_kiosk_hears_a_clip_shows_transcript_and_lip_syncs(ui_server, brow
         await wait_for(page, "falanteDebug.mouthOpen > 0.3")
         await page.screenshot(path=str(screenshots / "kiosk_speaking.png"))
         # ... and rests after the audio ends
-        await wait_for(page, "falanteDebug.state === 'idle'", timeout=20)
-        await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=3)
+        await wait_for(page, "falanteDebug.state === 'idle'", timeout=60)
+        await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=15)
         idle = await now_ms(page)
         assert_lip_sync([s for s in await wait_frames(page, start) if s["t"] < idle])
         assert_rest(await wait_frames(page, idle, count=15))
@@ -62,7 +62,7 @@ async def test_kiosk_barge_in_clears_playback_and_reports_what_was_heard(ui_serv
         # the playback queue was cleared at once: nothing of the interrupted reply is still scheduled
         assert await page.evaluate("(rid) => falanteDebug.client.player.responseId !== rid"
                                    " && falanteDebug.client.cancelled.has(rid)", first)
-        await wait_for(page, "falanteDebug.mouthOpen < 0.02", timeout=2)  # relaxes to rest at once
+        await wait_for(page, "falanteDebug.mouthOpen < 0.02", timeout=15)  # relaxes to rest (bound only against a hang)
         events = await received(page)
         barge = next(e for e in events if e["type"] == "input_audio_buffer.speech_started"
                      and e["_t"] > next(a["_t"] for a in events if a.get("response_id") == first
@@ -78,9 +78,9 @@ async def test_kiosk_barge_in_clears_playback_and_reports_what_was_heard(ui_serv
         # the server cancelled the reply and confirmed the truncation
         await page.wait_for_function(
             "(rid) => __ws.recv.some((e) => e.type === 'response.done' && e.response.id === rid)", arg=first,
-            timeout=10_000)
+            timeout=60_000)
         await page.wait_for_function("() => __ws.recv.some((e) => e.type === 'conversation.item.truncated')",
-                                     timeout=10_000)
+                                     timeout=60_000)
         done = next(e for e in await received(page, "response.done") if e["response"]["id"] == first)
         assert done["response"]["status"] == "cancelled"
         truncated = (await received(page, "conversation.item.truncated"))[0]
@@ -97,7 +97,7 @@ async def test_kiosk_reconnects_and_resets_for_privacy(ui_server, browser_page):
         await wait_for(page, "falanteDebug.connected && !!falanteDebug.client.mic")
         # the server drops a silent session (idle timeout) → the page reconnects by itself, mic and all
         await page.evaluate("() => falanteDebug.client.stopMic()")
-        await wait_for(page, "falanteDebug.reconnects >= 1 && falanteDebug.connected", timeout=20)
+        await wait_for(page, "falanteDebug.reconnects >= 1 && falanteDebug.connected", timeout=60)
         errors = await received(page, "error")
         assert [e["error"]["code"] for e in errors] == ["idle_timeout"]
         assert all("voice" not in u["session"]["audio"]["output"] for u in await sent(page, "session.update"))
@@ -115,7 +115,7 @@ async def test_kiosk_refuses_a_bad_token_without_crashing(ui_server, browser_pag
     async with ui_server(server__auth_token="sekret") as (base, app), browser_page("silence") as page:
         await page.goto(f"{base}/kiosk?token=wrong&greeting=")
         await wait_for(page, "/indisponível|reconectando/.test(document.getElementById('status-text').textContent)")
-        await page.wait_for_function("() => __ws.closes.length > 0", timeout=10_000)
+        await page.wait_for_function("() => __ws.closes.length > 0", timeout=60_000)
         assert (await received(page, "error"))[0]["error"]["code"] == "unauthorized"
         assert metric(app, "falante_sessions_refused_total", reason="auth") >= 1
         assert app.state.falante.admission.active == 0
@@ -140,8 +140,8 @@ async def test_kiosk_3d_renderer_drives_the_generated_glb(ui_server, browser_pag
             "() => { const m = falanteDebug.avatar.meshes.find(m => m.name === 'Mouth');"
             " return m.morphTargetInfluences[m.morphTargetDictionary.jawOpen]; }")
         assert influence > 0
-        await wait_for(page, "falanteDebug.state === 'idle'", timeout=20)
-        await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=3)
+        await wait_for(page, "falanteDebug.state === 'idle'", timeout=60)
+        await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=15)
         idle = await now_ms(page)
         # swiftshader renders few frames per second: fewer samples, same shape of motion
         assert_lip_sync([s for s in await wait_frames(page, start, count=3) if s["t"] < idle], min_playing=3,

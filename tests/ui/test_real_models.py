@@ -33,16 +33,18 @@ def write_timings(events: list[dict], path: Path) -> None:
 
 
 async def speaks_and_rests(page, shot) -> None:
-    """The reply plays with a moving mouth, then the face rests. The screenshot shows the whole reply text with
+    """The reply plays with a moving mouth, then the face rests. The timeouts only bound a hang: on a loaded 2-core
+    machine (load average 15-20 in a CI run shared with benchmarks) Kokoro's first piece took over 30 s to open the
+    mouth, so every wait here is generous; the assertions are on what happened, not on how fast. The screenshot shows the whole reply text with
     the mouth open when the reply is still audible once its text is complete (else the face at rest)."""
     await wait_for(page, "falanteDebug.state === 'speaking'", timeout=150)
     start = await now_ms(page)
-    await wait_for(page, "falanteDebug.mouthOpen > 0.3", timeout=30)
+    await wait_for(page, "falanteDebug.mouthOpen > 0.3", timeout=150)
     await wait_for(page, "falanteDebug.replies.length > 0"
                    " && (falanteDebug.state !== 'speaking' || falanteDebug.mouthOpen > 0.25)", timeout=150)
     await page.screenshot(path=str(shot))
     await wait_for(page, "falanteDebug.state === 'idle'", timeout=150)
-    await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=5)
+    await wait_for(page, "falanteDebug.mouthOpen < 0.01", timeout=30)
     idle = await now_ms(page)
     assert_lip_sync([s for s in await wait_frames(page, start) if s["t"] < idle])
     assert_rest(await wait_frames(page, idle, count=15))
