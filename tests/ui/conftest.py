@@ -27,7 +27,8 @@ from .pages import PROBE_JS
 CHROMIUM = "/usr/bin/chromium"
 CLIP = "d03_jf_alpha.wav"  # "Boa noite, você pode me ajudar?"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-ONCE_SILENCE_S = 60.0  # after the clip: longer than any test needs, so the fake mic never repeats it
+ONCE_SILENCE_S = 300.0  # after the clip: longer than any test takes even at load 20-35 (60 s was not: the clip
+# repeated and the kiosk answered twice), so the fake mic never repeats it within a test
 LOOP_GAP_S = 2.5  # `loop`: 3.5 s from the end of one utterance to the next, time for a reply to start playing
 
 
