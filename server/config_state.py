@@ -122,7 +122,7 @@ class SessionConfig:
         max_tokens = cfg.max_tokens
         if options and isinstance(options.max_output_tokens, int):
             max_tokens = _check_tokens(options.max_output_tokens, "response.max_output_tokens")
-        return ResponseConfig(voice=cfg.voice, speed=cfg.speed, output_codec=cfg.output_codec,
+        return ResponseConfig(voice=cfg.voice, tts_voice=cfg.voice, speed=cfg.speed, output_codec=cfg.output_codec,
                               output_rate=cfg.output_rate, audio_out="audio" in modalities, max_tokens=max_tokens)
 
     # ------------------------------------------------------------------------------------------------ views
@@ -187,7 +187,8 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class ResponseConfig:
-    voice: str
+    voice: str  # as the client named it
+    tts_voice: str  # the TTS voice that speaks it
     speed: float
     output_codec: str
     output_rate: int
