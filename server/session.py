@@ -49,10 +49,10 @@ AUDIO_QUEUE_CHUNKS = 256  # ~25 s of 100 ms appends between the websocket and th
 
 class Session:
     def __init__(self, backends: Backends, settings: Settings, metrics: Metrics,
-                 send_text: Callable[[str], Awaitable[None]]) -> None:
+                 send_text: Callable[[str], Awaitable[None]], *, extensions: bool = False) -> None:
         self.id = p.new_id("sess")
         self.backends, self.settings, self.metrics = backends, settings, metrics
-        self.outbox = Outbox(send_text)
+        self.outbox = Outbox(send_text, extensions=extensions)
         self.config = SessionConfig.defaults(settings)
         self.conversation = Conversation(settings.chat.persona, budget_tokens=settings.chat.history_tokens,
                                          count_tokens=token_counter_for(backends.llm),

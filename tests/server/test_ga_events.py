@@ -54,3 +54,40 @@ async def test_spoken_turn_has_usage_and_retrieve_returns_the_transcribed_item(f
     assert assistant["item"]["role"] == "assistant"
     assert assistant["item"]["content"][0] == {"type": "output_audio", "transcript": "Certo."}
     assert (error["error"]["code"], error["error"]["event_id"]) == ("item_retrieve_invalid_item_id", "r9")
+
+
+async def test_falante_extensions_only_for_clients_that_opt_in(fake_server, client_for):
+    async with fake_server(fake_backends(llm=FakeLLM("Certo."))) as (url, _app):
+        plain_url = url.split("?")[0]
+        for opted_in, target in ((False, plain_url), (True, url)):
+            async with client_for(target) as c:
+                await c.append(np.concatenate([dev_clip("d03_jf_alpha.wav"), np.zeros(24_000, np.float32)]))
+                await c.until("response.done")
+                kinds = {e["type"] for e in c.events}
+                falante = {k for k in kinds if k.startswith("falante.")}
+                if opted_in:
+                    assert {"falante.avatar.frames", "falante.avatar.state", "falante.response.metrics"} <= falante
+                else:
+                    assert not falante, falante
+
+
+async def test_session_created_carries_falante_fields_only_when_opted_in(fake_server):
+    import json
+
+    import websockets
+    async with fake_server() as (url, _app):
+        for target, expected in ((url.split("?")[0], False), (url, True), (url.split("?")[0] + "?extensions=x,falante", True)):
+            async with websockets.connect(target) as ws:
+                created = json.loads(await ws.recv())
+            assert created["type"] == "session.created"
+            assert ("falante" in created["session"]) is expected, target
+
+
+def test_extension_fields_are_stripped_for_plain_clients():
+    from server import events
+    delta = events.transcription_delta("item_1", "olá", "olá mundo")
+    assert events.for_client(delta, extensions=True)["text"] == "olá mundo"
+    plain = events.for_client(delta, extensions=False)
+    assert "text" not in plain and delta["text"] == "olá mundo"  # the original is not mutated
+    events.validate(plain, extensions=False)
+    assert events.for_client(events.avatar_state("idle"), extensions=False) is None
