@@ -273,7 +273,7 @@ class Session:
 
     async def _on_response_cancel(self, event: p.ResponseCancelEvent) -> None:
         if self.turn is None or (event.response_id and event.response_id != self.turn.response_id):
-            raise p.ProtocolError("response_cancel_not_active", "there is no active response to cancel",
+            raise p.ProtocolError("response_cancel_not_active", "Cancellation failed: there is no active response",
                                   param="response_id")
         await self._interrupt("client_cancelled")
 
