@@ -10,8 +10,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from llm.errors import LLMError
 from llm.conversation import token_counter_for
+from llm.errors import LLMError
 from llm.language import is_portuguese, score_language
 from server import events
 

@@ -57,16 +57,17 @@ class LiveKit:
 async def played(generation: Any) -> tuple[str, int]:
     """Consume a generation as LiveKit's audio output would: its text and the number of audio samples."""
     text, samples = [], 0
-    async for message in generation.message_stream:
-        async def read_text() -> None:
-            async for delta in message.text_stream:
-                text.append(delta)
+    async def read_text(message: Any) -> None:
+        async for delta in message.text_stream:
+            text.append(delta)
 
-        async def read_audio() -> None:
-            nonlocal samples
-            async for frame in message.audio_stream:
-                samples += frame.samples_per_channel
-        await asyncio.gather(read_text(), read_audio())
+    async def read_audio(message: Any) -> None:
+        nonlocal samples
+        async for frame in message.audio_stream:
+            samples += frame.samples_per_channel
+
+    async for message in generation.message_stream:
+        await asyncio.gather(read_text(message), read_audio(message))
     return "".join(text).strip(), samples
 
 

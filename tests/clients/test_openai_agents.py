@@ -88,7 +88,8 @@ async def test_agents_typed_and_spoken_turns_with_its_default_voice(fake_server,
 
     tracker = RealtimePlaybackTracker()
     async with fake_server(fake_backends(llm=FakeLLM("Bom dia! Posso ajudar?"))) as (url, _app):
-        async with await open_agent(url.split("/")[2], tracker) as session:
+        session = await open_agent(url.split("/")[2], tracker)
+        async with session:
             run = AgentRun(session, tracker)  # the whole reply is played before the user speaks
             await session.send_message("Oi, tudo bem?")
             await run.until(ended)
@@ -113,7 +114,8 @@ async def test_agents_barge_in_truncates_the_reply_in_its_history(fake_server, c
 
     tracker = RealtimePlaybackTracker()
     async with fake_server(backends) as (url, _app):
-        async with await open_agent(url.split("/")[2], tracker) as session:
+        session = await open_agent(url.split("/")[2], tracker)
+        async with session:
             run = AgentRun(session, tracker, play_events=10)  # 10 deltas of 200 ms played: 2 s of the reply
             await session.send_message("Conte uma história longa.")
             await run.until(lambda e: e.type == "audio" and run.played == 10)
