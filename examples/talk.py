@@ -27,7 +27,7 @@ async def talk(url: str, wav: Path, out: Path, token: str, voice: str | None) ->
     audio = np.concatenate([resample(audio, rate, RATE), np.zeros(RATE // 2, np.float32)])  # trailing silence
     client = AsyncOpenAI(api_key=token, websocket_base_url=url)
     reply, frames = bytearray(), []
-    async with client.realtime.connect(model="falante") as conn:
+    async with client.realtime.connect(model="falante", extra_query={"extensions": "falante"}) as conn:
         if voice:
             await conn.session.update(session={"type": "realtime", "audio": {"output": {"voice": voice}}})
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 CONFIG_ENV = "FALANTE_CONFIG"  # path of the TOML file; `falante serve --config` sets it
@@ -194,6 +194,41 @@ class TurnSettings(Section):
         return {"low": self.low, "high": self.high}.get(name or "auto", self.medium)
 
 
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+
+
+class VoiceSettings(Section):
+    """OpenAI's built-in voice names → this server's voices, so a client's default ("ash" in openai-agents, "marin"
+    in LiveKit, "alloy" in pipecat examples) speaks instead of failing with `unknown_voice`.
+
+    A name the TTS has is used as is; an OpenAI name maps through `openai`; an alias to "" or to a voice the running
+    TTS lacks speaks with the TTS's configured voice (`tts.voice`). Any other name is `unknown_voice`. The session
+    echoes the name the client asked for.
+    """
+
+    # Kokoro's bundled voices: OpenAI's higher-pitched voices → jf_alpha, the lower ones → jm_kumo (the default)
+    openai: dict[str, str] = {
+        "alloy": "jf_alpha", "coral": "jf_alpha", "sage": "jf_alpha", "shimmer": "jf_alpha", "marin": "jf_alpha",
+        "ash": "jm_kumo", "ballad": "jm_kumo", "echo": "jm_kumo", "verse": "jm_kumo", "cedar": "jm_kumo",
+    }
+
+    @field_validator("openai")
+    @classmethod
+    def _only_openai_names(cls, table: dict[str, str]) -> dict[str, str]:
+        if unknown := sorted(set(table) - set(OPENAI_VOICES)):
+            raise ValueError(f"not OpenAI voice names: {', '.join(unknown)} (known: {', '.join(OPENAI_VOICES)})")
+        return table
+
+    def resolve(self, name: str, voices: list[str], default: str) -> str | None:
+        """The TTS voice for `name` (None: unknown). An empty `voices` list means the TTS takes any name."""
+        if not voices or name in voices:
+            return name
+        if name in self.openai:
+            target = self.openai[name]
+            return target if target in voices else default
+        return None
+
+
 class AvatarSettings(Section):
     fps: int = 30
     smoothing_ms: float = 40.0  # coarticulation: how far a viseme bleeds into its neighbours
@@ -211,6 +246,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     tts: Annotated[KokoroSettings | PiperSettings | EspeakSettings, Field(discriminator="kind")] = KokoroSettings()
     avatar: AvatarSettings = AvatarSettings()
+    voices: VoiceSettings = VoiceSettings()
     turns: TurnSettings = TurnSettings()
 
     @classmethod

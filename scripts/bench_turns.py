@@ -87,7 +87,7 @@ async def run_clip(host: str, config: str, clip: dict, audio: np.ndarray) -> dic
     step = RATE * CHUNK_MS // 1000
     state: dict = {"t_end": None, "stops": [], "cut": [], "heard": [], "done": asyncio.Event(),
              "heard_all": asyncio.Event()}
-    async with websockets.connect(f"ws://{host}/v1/realtime", max_size=None) as ws:
+    async with websockets.connect(f"ws://{host}/v1/realtime?extensions=falante", max_size=None) as ws:
         await ws.recv()  # session.created
         await ws.send(json.dumps({"type": "session.update", "session": {
             "type": "realtime", "audio": {"input": {"turn_detection": turn_detection(config)}}}}))

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from falante import __version__
 from falante.config import Settings
+from server import events
 from server import protocol as p
 from server.backends import Backends, build_backends
 from server.limits import Admission
@@ -129,6 +130,12 @@ def _token_of(ws: WebSocket) -> tuple[str | None, str | None]:
     return ws.query_params.get("token"), echo
 
 
+def wants_extensions(ws: WebSocket) -> bool:
+    """`?extensions=falante`: the client asked for falante.* events (plain OpenAI clients never see them)."""
+    asked = ",".join(ws.query_params.getlist(events.EXTENSIONS_QUERY))
+    return "falante" in (name.strip() for name in asked.split(","))
+
+
 async def _refuse(ws: WebSocket, code: int, error: p.ProtocolError, subprotocol: str | None) -> None:
     await ws.accept(subprotocol=subprotocol)
     await ws.send_json(error.to_event())
@@ -152,7 +159,7 @@ async def serve_session(ws: WebSocket, state: AppState) -> None:
         return
     metrics.active_sessions.inc()
     await ws.accept(subprotocol=subprotocol)
-    session = Session(state.backends, settings, metrics, ws.send_text)
+    session = Session(state.backends, settings, metrics, ws.send_text, extensions=wants_extensions(ws))
     writer = asyncio.create_task(session.outbox.run(), name=f"writer-{session.id}")
     try:
         await session.open()

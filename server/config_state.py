@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from falante.config import EagernessSettings, Settings, TurnSettings, VadSettings
+from falante.config import EagernessSettings, Settings, TurnSettings, VadSettings, VoiceSettings
 from falante.g711 import G711_RATE
 from server import protocol as p
 
@@ -34,11 +34,16 @@ class SessionConfig:
     modalities: tuple[str, ...]
     max_tokens: int
     turns: TurnSettings = field(default_factory=TurnSettings)
+    tts_voice: str = ""  # the TTS voice that speaks `voice` (an OpenAI name maps through `voice_table`)
+    default_voice: str = ""  # the TTS's configured voice
+    voice_table: VoiceSettings = field(default_factory=VoiceSettings)
 
     @classmethod
     def defaults(cls, settings: Settings) -> SessionConfig:
         vad = settings.asr.vad
-        cfg = cls(instructions="", voice=getattr(settings.tts, "voice", "default"),
+        default_voice = getattr(settings.tts, "voice", "default")
+        cfg = cls(instructions="", voice=default_voice, tts_voice=default_voice, default_voice=default_voice,
+                   voice_table=settings.voices,
                    speed=getattr(settings.tts, "speed", 1.0), input_codec="audio/pcm", input_rate=DEFAULT_RATE,
                    output_codec="audio/pcm", output_rate=DEFAULT_RATE,
                    turn_detection=p.TurnDetection(type="server_vad", threshold=vad.threshold,
@@ -106,10 +111,12 @@ class SessionConfig:
             codec, rate = _format(out.format, f"{where}.format")
             cfg = replace(cfg, output_codec=codec, output_rate=rate)
         if out.voice is not None:
-            if voices and out.voice not in voices:
+            tts_voice = self.voice_table.resolve(out.voice, voices, self.default_voice)
+            if tts_voice is None:
                 raise p.ProtocolError("unknown_voice", f"voice {out.voice!r} is not available; voices: "
-                                      f"{', '.join(voices)}", param=f"{where}.voice")
-            cfg = replace(cfg, voice=out.voice)
+                                      f"{', '.join(voices)} (or an OpenAI name: "
+                                      f"{', '.join(self.voice_table.openai)})", param=f"{where}.voice")
+            cfg = replace(cfg, voice=out.voice, tts_voice=tts_voice)
         if out.speed is not None:
             cfg = replace(cfg, speed=out.speed)
         return cfg
@@ -122,7 +129,7 @@ class SessionConfig:
         max_tokens = cfg.max_tokens
         if options and isinstance(options.max_output_tokens, int):
             max_tokens = _check_tokens(options.max_output_tokens, "response.max_output_tokens")
-        return ResponseConfig(voice=cfg.voice, speed=cfg.speed, output_codec=cfg.output_codec,
+        return ResponseConfig(voice=cfg.voice, tts_voice=cfg.tts_voice, speed=cfg.speed, output_codec=cfg.output_codec,
                               output_rate=cfg.output_rate, audio_out="audio" in modalities, max_tokens=max_tokens)
 
     # ------------------------------------------------------------------------------------------------ views
@@ -187,7 +194,8 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class ResponseConfig:
-    voice: str
+    voice: str  # as the client named it
+    tts_voice: str  # the TTS voice that speaks it
     speed: float
     output_codec: str
     output_rate: int

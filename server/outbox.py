@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from server import events
 from server.protocol import new_id
 
 log = logging.getLogger("falante.outbox")
@@ -23,15 +24,19 @@ STREAMING_EVENTS = frozenset({
 
 
 class Outbox:
-    def __init__(self, send_text: Callable[[str], Awaitable[None]], maxsize: int = 256) -> None:
+    def __init__(self, send_text: Callable[[str], Awaitable[None]], maxsize: int = 256, *,
+                 extensions: bool = False) -> None:
         self._send_text = send_text
+        self.extensions = extensions  # the client opted in to falante.* events and extension fields
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize)
         self._dropped: set[str] = set()
         self.sent = 0
 
     async def put(self, event: dict[str, Any]) -> None:
-        event = {"event_id": new_id("event"), **event}
-        await self._queue.put(event)
+        shown = events.for_client(event, self.extensions)
+        if shown is None:
+            return  # a falante.* event for a client that did not ask for them
+        await self._queue.put(shown if "event_id" in shown else {"event_id": new_id("event"), **shown})
 
     def drop_response(self, response_id: str) -> None:
         self._dropped.add(response_id)

@@ -139,6 +139,11 @@ class ItemDeleteEvent(ClientEvent):
     item_id: str
 
 
+class ItemRetrieveEvent(ClientEvent):
+    type: Literal["conversation.item.retrieve"]
+    item_id: str
+
+
 class ResponseOptions(Strict):
     instructions: str | None = None
     output_modalities: list[Literal["text", "audio"]] | None = Field(default=None, min_length=1, max_length=1)
@@ -160,13 +165,13 @@ class ResponseCancelEvent(ClientEvent):
 
 AnyClientEvent = Annotated[
     SessionUpdateEvent | AppendEvent | CommitEvent | ClearEvent | ItemCreateEvent | ItemTruncateEvent
-    | ItemDeleteEvent | ResponseCreateEvent | ResponseCancelEvent,
+    | ItemDeleteEvent | ItemRetrieveEvent | ResponseCreateEvent | ResponseCancelEvent,
     Field(discriminator="type"),
 ]
 CLIENT_EVENT_TYPES = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in (SessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent, ItemCreateEvent, ItemTruncateEvent,
-              ItemDeleteEvent, ResponseCreateEvent, ResponseCancelEvent)
+              ItemDeleteEvent, ItemRetrieveEvent, ResponseCreateEvent, ResponseCancelEvent)
 )
 _adapter: TypeAdapter[Any] = TypeAdapter(AnyClientEvent)
 
@@ -180,8 +185,8 @@ class ProtocolError(Exception):
         self.code, self.message, self.param, self.event_id, self.type = code, message, param, event_id, type
 
     def to_event(self) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": self.type, "code": self.code, "message": self.message,
-                                           "param": self.param, "event_id": self.event_id}}
+        from server import events  # events imports new_id from here
+        return events.error(self.code, self.message, type=self.type, param=self.param, event_id=self.event_id)
 
 
 def has_lone_surrogate(value: Any) -> bool:

@@ -10,8 +10,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from llm.conversation import token_counter_for
 from llm.errors import LLMError
 from llm.language import is_portuguese, score_language
+from server import events
 
 if TYPE_CHECKING:
     from server.session import Session
@@ -26,8 +28,13 @@ def _item(turn: Turn, status: str) -> dict[str, Any]:
     kind = "output_audio" if turn.options.audio else "output_text"
     text = turn.text.strip() if status == "completed" else turn.heard_text(turn.heard_samples())
     part = {"type": kind, "transcript": text} if turn.options.audio else {"type": kind, "text": text}
-    return {"id": turn.item_id, "type": "message", "object": "realtime.item", "role": "assistant",
-            "status": status, "content": [part] if status != "in_progress" else []}
+    return events.message_item(turn.item_id, "assistant", status, [part] if status != "in_progress" else [])
+
+
+def _response(turn: Turn, status: str, output: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return events.response(turn.response_id, status, modality="audio" if turn.options.audio else "text",
+                           output=output, metadata=turn.metadata, voice=turn.options.voice_name,
+                           max_output_tokens=turn.options.max_tokens, **fields)
 
 
 def _rounded(info: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -41,16 +48,13 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
     """The response's events around `turn`; `gate`: the turn already runs (speculative), its held events follow."""
     emit = session.emit
     audio = turn.options.audio
-    part_type = "audio" if audio else "text"
-    await emit({"type": "response.created", "response": {
-        "id": turn.response_id, "object": "realtime.response", "status": "in_progress", "output": [],
-        "output_modalities": ["audio" if audio else "text"]}})
-    await emit({"type": "response.output_item.added", "response_id": turn.response_id, "output_index": 0,
-                "item": _item(turn, "in_progress")})
-    await emit({"type": "conversation.item.added", "item": _item(turn, "in_progress")})
-    await emit({"type": "response.content_part.added", "response_id": turn.response_id, "item_id": turn.item_id,
-                "output_index": 0, "content_index": 0, "part": {"type": part_type, "transcript": ""}})
-    await emit({"type": "falante.avatar.state", "state": "thinking", "expression": "neutral"})
+    await emit(events.response_created(_response(turn, "in_progress", [])))
+    await emit(events.output_item_added(turn.response_id, _item(turn, "in_progress")))
+    if keep_history:  # an out-of-band reply (conversation "none") is no conversation item
+        turn.previous_item_id = session.last_item_id
+        await emit(events.item_added(_item(turn, "in_progress"), turn.previous_item_id))
+    await emit(events.content_part_added(turn.response_id, turn.item_id, audio))
+    await emit(events.avatar_state("thinking", response_id=turn.response_id, item_id=turn.item_id))
     if gate is not None and turn.task is not None:
         await gate.open()
         if turn.t_first_audio is not None:  # held audio reaches the client only now
@@ -67,15 +71,12 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
             turn.cancel()
             raise
     except LLMError as exc:
-        await emit({"type": "error", "error": {"type": "server_error", "code": "llm_failed",
-                                               "message": f"the language model failed: {exc}", "param": None,
-                                               "event_id": None}})
+        await emit(events.error("llm_failed", f"the language model failed: {exc}", type="server_error"))
     except Exception as exc:  # a backend bug ends this response, never the session
         log.exception("response %s failed", turn.response_id)
         turn.status = "failed"
-        await emit({"type": "error", "error": {"type": "server_error", "code": "response_failed",
-                                               "message": f"the response failed: {type(exc).__name__}: {exc}",
-                                               "param": None, "event_id": None}})
+        await emit(events.error("response_failed", f"the response failed: {type(exc).__name__}: {exc}",
+                                type="server_error"))
     if turn.t_cancel is not None:
         turn.timings["cancel"] = time.perf_counter() - turn.t_cancel  # decision → LLM and TTS stopped
     if turn.status == "in_progress":
@@ -88,21 +89,19 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
     status = turn.status
     item_status = "completed" if status == "completed" else "incomplete"
     if status == "completed":
+        text = turn.text.strip()
         if turn.options.audio:
-            await emit({"type": "response.output_audio.done", "response_id": rid, "item_id": turn.item_id,
-                        "output_index": 0, "content_index": 0})
-            await emit({"type": "response.output_audio_transcript.done", "response_id": rid,
-                        "item_id": turn.item_id, "output_index": 0, "content_index": 0,
-                        "transcript": turn.text.strip()})
+            await emit(events.audio_done(rid, turn.item_id))
+            await emit(events.audio_transcript_done(rid, turn.item_id, text))
         else:
-            await emit({"type": "response.output_text.done", "response_id": rid, "item_id": turn.item_id,
-                        "output_index": 0, "content_index": 0, "text": turn.text.strip()})
-        part = _item(turn, "completed")["content"][0]
-        await emit({"type": "response.content_part.done", "response_id": rid, "item_id": turn.item_id,
-                    "output_index": 0, "content_index": 0, "part": part})
+            await emit(events.text_done(rid, turn.item_id, text))
+        await emit(events.content_part_done(rid, turn.item_id, turn.options.audio, text))
     item = _item(turn, item_status)
-    await emit({"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item})
+    await emit(events.output_item_done(rid, item))
     session.finish_turn(turn, keep_history)
+    if keep_history:
+        session.remember_item(item)
+        await emit(events.item_done(item, turn.previous_item_id))
     details: dict[str, Any] | None = None
     if status == "cancelled":
         details = {"type": "cancelled", "reason": CANCEL_REASONS.get(getattr(turn, "cancel_reason", ""),
@@ -119,12 +118,15 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
     if not is_portuguese(turn.text):  # the small model drifted (English, Spanish, Chinese): count it, say it
         metrics.off_language.labels(language=language).inc()
         log.warning("response %s is not Portuguese (%s): %.80r", rid, language, turn.text)
-    await emit({"type": "falante.response.metrics", "response_id": rid, "language": language,
-                "latency_ms": {k: round(v * 1000, 1) for k, v in turn.timings.items()},
-                "audio_ms": turn.samples_sent * 1000 // turn.options.out_rate,
-                "end_of_turn": _rounded(turn.end_of_turn)})
-    await emit({"type": "response.done", "response": {
-        "id": rid, "object": "realtime.response", "status": status, "status_details": details, "output": [item],
-        "output_modalities": ["audio" if turn.options.audio else "text"],
-        "usage": None, "metadata": None}})
-    await emit({"type": "falante.avatar.state", "state": "idle", "expression": "neutral"})
+    await emit(events.response_metrics(rid, language, {k: round(v * 1000, 1) for k, v in turn.timings.items()},
+                                       turn.samples_sent * 1000 // turn.options.out_rate,
+                                       _rounded(turn.end_of_turn)))
+    await emit(events.response_done(_response(turn, status, [item], status_details=details,
+                                              usage=_usage(session, turn))))
+    await emit(events.avatar_state("idle"))
+
+
+def _usage(session: Session, turn: Turn) -> dict[str, Any]:
+    """Token counts by the LLM's own tokenizer (an estimate for a remote LLM): the history, the reply."""
+    count = token_counter_for(session.backends.llm)
+    return events.usage(turn.input_tokens, count(turn.text) if turn.text else 0)

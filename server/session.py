@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +31,7 @@ from falante.types import (
     Transcript,
 )
 from llm.conversation import Conversation, token_counter_for
+from server import events
 from server import protocol as p
 from server.backends import Backends
 from server.config_state import SessionConfig
@@ -48,10 +49,10 @@ AUDIO_QUEUE_CHUNKS = 256  # ~25 s of 100 ms appends between the websocket and th
 
 class Session:
     def __init__(self, backends: Backends, settings: Settings, metrics: Metrics,
-                 send_text: Callable[[str], Awaitable[None]]) -> None:
+                 send_text: Callable[[str], Awaitable[None]], *, extensions: bool = False) -> None:
         self.id = p.new_id("sess")
         self.backends, self.settings, self.metrics = backends, settings, metrics
-        self.outbox = Outbox(send_text)
+        self.outbox = Outbox(send_text, extensions=extensions)
         self.config = SessionConfig.defaults(settings)
         self.conversation = Conversation(settings.chat.persona, budget_tokens=settings.chat.history_tokens,
                                          count_tokens=token_counter_for(backends.llm),
@@ -63,6 +64,8 @@ class Session:
         self._unheard: set[str] = set()  # cancelled replies nobody heard: not in history unless truncate says so
         self._item_ids: set[str] = set()  # every item id of this session (a set: the check runs per item)
         self._last_item_id: str | None = None
+        # the newest items as the wire shows them (conversation.item.retrieve), bounded like the history
+        self._wire_items: OrderedDict[str, dict[str, Any]] = OrderedDict()
         # audio input (16 kHz clock, counted from the session start)
         self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
         self.samples_in = 0
@@ -80,7 +83,7 @@ class Session:
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
-        await self.emit({"type": "session.created", "session": self.config.describe(self.id, self.backends.tts.voices())})
+        await self.emit(events.session_created(self.config.describe(self.id, self.backends.tts.voices())))
         self._restart_listener()
 
     async def close(self) -> None:
@@ -89,6 +92,11 @@ class Session:
         if self._listener_task:
             self._listener_task.cancel()
             await asyncio.gather(self._listener_task, return_exceptions=True)
+
+    @property
+    def last_item_id(self) -> str | None:
+        """The newest conversation item (`previous_item_id` of the next one)."""
+        return self._last_item_id
 
     async def emit(self, event: dict[str, Any]) -> None:
         if event["type"] == "error":
@@ -146,7 +154,7 @@ class Session:
             self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
         if self.config.vad_key() != old_vad:
             self._restart_listener()
-        await self.emit({"type": "session.updated", "session": self.config.describe(self.id, self.backends.tts.voices())})
+        await self.emit(events.session_updated(self.config.describe(self.id, self.backends.tts.voices())))
 
     async def _on_input_audio_buffer_append(self, event: p.AppendEvent) -> None:
         try:
@@ -192,7 +200,7 @@ class Session:
         t0 = time.perf_counter()
         text = await self.backends.recognizer.transcribe(audio, language=self.config.language)
         self.metrics.observe("asr_final", time.perf_counter() - t0)
-        await self._transcribed(item_id, text, t_trigger=self._arrival_time(end))
+        await self._transcribed(item_id, text, self._arrival_time(end), len(audio) / ASR_SAMPLE_RATE)
 
     async def _on_input_audio_buffer_clear(self, event: p.ClearEvent) -> None:
         self._drop_speculation()
@@ -200,7 +208,7 @@ class Session:
         self._speech = None
         if self._listener_task:
             self._restart_listener()
-        await self.emit({"type": "input_audio_buffer.cleared"})
+        await self.emit(events.cleared())
 
     async def _on_conversation_item_create(self, event: p.ItemCreateEvent) -> None:
         item = event.item
@@ -220,7 +228,7 @@ class Session:
             self.conversation.set_persona(instructions=text)
         else:
             self.conversation.add(item.role, text, item_id)
-        await self._item_added(item_id, item.role, [{"type": item.content[0].type, "text": text}])
+        await self._item_added(item_id, item.role, [events.text_part(item.role, text)])
 
     async def _on_conversation_item_truncate(self, event: p.ItemTruncateEvent) -> None:
         turn = self._past_turns.get(event.item_id) or (self.turn if self.turn and self.turn.item_id ==
@@ -235,8 +243,10 @@ class Session:
                 self.conversation.add_assistant(heard, event.item_id)
         elif any(i.id == event.item_id for i in self.conversation.items):
             self.conversation.truncate_assistant(event.item_id, heard)
-        await self.emit({"type": "conversation.item.truncated", "item_id": event.item_id,
-                         "content_index": event.content_index, "audio_end_ms": samples * 1000 // turn.options.out_rate})
+        if (wire := self._wire_items.get(event.item_id)) and wire["content"]:
+            wire["content"][0]["transcript"] = heard
+        await self.emit(events.item_truncated(event.item_id, event.content_index,
+                                              samples * 1000 // turn.options.out_rate))
 
     async def _on_conversation_item_delete(self, event: p.ItemDeleteEvent) -> None:
         try:
@@ -244,7 +254,15 @@ class Session:
         except (KeyError, ValueError):
             raise p.ProtocolError("item_not_found", f"no conversation item {event.item_id!r}",
                                   param="item_id") from None
-        await self.emit({"type": "conversation.item.deleted", "item_id": event.item_id})
+        self._wire_items.pop(event.item_id, None)
+        await self.emit(events.item_deleted(event.item_id))
+
+    async def _on_conversation_item_retrieve(self, event: p.ItemRetrieveEvent) -> None:
+        item = self._wire_items.get(event.item_id)
+        if item is None:
+            raise p.ProtocolError("item_retrieve_invalid_item_id", f"no conversation item {event.item_id!r}",
+                                  param="item_id")
+        await self.emit(events.item_retrieved(item))
 
     async def _on_response_create(self, event: p.ResponseCreateEvent) -> None:
         if self.turn is not None:
@@ -255,7 +273,7 @@ class Session:
 
     async def _on_response_cancel(self, event: p.ResponseCancelEvent) -> None:
         if self.turn is None or (event.response_id and event.response_id != self.turn.response_id):
-            raise p.ProtocolError("response_cancel_not_active", "there is no active response to cancel",
+            raise p.ProtocolError("response_cancel_not_active", "Cancellation failed: there is no active response",
                                   param="response_id")
         await self._interrupt("client_cancelled")
 
@@ -292,17 +310,15 @@ class Session:
         if isinstance(ev, SpeechStarted):
             self._speech = (p.new_id("item"), self._listener_base + ev.sample)
             self._partial_sent = ""
-            await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": ms(ev.sample),
-                             "item_id": self._speech[0]})
-            await self.emit({"type": "falante.avatar.state", "state": "listening", "expression": "neutral"})
+            await self.emit(events.speech_started(self._speech[0], ms(ev.sample)))
+            await self.emit(events.avatar_state("listening"))
             await self._maybe_barge_in()
         elif isinstance(ev, SpeechStopped) and self._speech:
             item_id = self._speech[0]
             self._t_speech_stopped = time.perf_counter()
             self.metrics.observe("endpoint", self._t_speech_stopped - self._arrival_time(self._listener_base + ev.sample))
             self._end_of_turn = self._turn_ended(ev)
-            await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms(ev.sample),
-                             "item_id": item_id})
+            await self.emit(events.speech_stopped(item_id, ms(ev.sample)))
             await self._committed(item_id)
         elif isinstance(ev, SpeculativeFinal) and self._speech:
             self._speculate(ev)
@@ -314,15 +330,15 @@ class Session:
                 sent = self._partial_sent
                 delta = ev.text[len(sent):] if ev.text.startswith(sent) else ""
                 self._partial_sent = ev.text if delta or not sent else sent
-                await self.emit({"type": "conversation.item.input_audio_transcription.delta",
-                                 "item_id": self._speech[0], "content_index": 0, "delta": delta, "text": ev.text})
+                await self.emit(events.transcription_delta(self._speech[0], delta, ev.text))
                 return
-            item_id, _ = self._speech
+            item_id, start = self._speech
             self._speech = None
             self._clear_pending()
             self.metrics.observe("asr_final", time.perf_counter() - self._t_speech_stopped)
+            seconds = max(0, self._listener_base + ev.end_sample - start) / ASR_SAMPLE_RATE
             await self._transcribed(item_id, ev.text, self._arrival_time(self._listener_base + ev.end_sample),
-                                    end_of_turn=self._end_of_turn, end_sample=ev.end_sample)
+                                    seconds, end_of_turn=self._end_of_turn, end_sample=ev.end_sample)
 
     def _turn_ended(self, ev: SpeechStopped) -> dict[str, Any]:
         """How the turn ended (decision, score, silence waited), counted in Prometheus and kept for the response."""
@@ -342,10 +358,10 @@ class Session:
 
     async def _committed(self, item_id: str) -> None:
         previous = self._last_item_id
-        await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
+        await self.emit(events.committed(item_id, previous))
         await self._item_added(item_id, "user", [{"type": "input_audio", "transcript": None}])
 
-    async def _transcribed(self, item_id: str, text: str, t_trigger: float,
+    async def _transcribed(self, item_id: str, text: str, t_trigger: float, audio_seconds: float,
                            end_of_turn: dict[str, Any] | None = None, end_sample: int | None = None) -> None:
         text = text.strip()
         spec, self._speculation = self._speculation, None
@@ -353,8 +369,9 @@ class Session:
                                      and self.turn is None):
             spec.turn.cancel()  # the final differs (or a reply is already running): the held reply goes
             spec = None
-        await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
-                         "content_index": 0, "transcript": text})
+        if (wire := self._wire_items.get(item_id)) and wire["content"]:
+            wire["content"][0]["transcript"] = text
+        await self.emit(events.transcription_completed(item_id, text, audio_seconds))
         if not text:
             return  # noise or a cough: nothing to answer
         self.conversation.add_user(text, item_id)
@@ -367,12 +384,20 @@ class Session:
                 self.turn.end_of_turn = end_of_turn
 
     async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
+        previous = self._last_item_id
         self._item_ids.add(item_id)
         self._last_item_id = item_id
-        item = {"id": item_id, "type": "message", "object": "realtime.item", "role": role, "status": "completed",
-                "content": content}
-        await self.emit({"type": "conversation.item.added", "item": item})
-        await self.emit({"type": "conversation.item.done", "item": item})
+        item = events.message_item(item_id, role, "completed", content)
+        self.remember_item(item)
+        await self.emit(events.item_added(item, previous))
+        await self.emit(events.item_done(item, previous))
+
+    def remember_item(self, item: dict[str, Any]) -> None:
+        """Keep the item's wire shape for conversation.item.retrieve (a copy: later updates change only ours)."""
+        self._wire_items[item["id"]] = {**item, "content": [dict(part) for part in item["content"]]}
+        self._wire_items.move_to_end(item["id"])
+        while len(self._wire_items) > self.settings.limits.max_history_items:
+            self._wire_items.popitem(last=False)
 
     def _clear_pending(self) -> None:
         self._pending.clear()
@@ -391,11 +416,12 @@ class Session:
         if options and options.instructions:
             messages[0] = type(messages[0])("system", f"{messages[0].content}\n\n{options.instructions}")
         return Turn(response_id=p.new_id("resp"), item_id=p.new_id("item"), messages=messages,
-                    options=TurnOptions(voice=cfg.voice, speed=cfg.speed, out_rate=cfg.output_rate,
+                    options=TurnOptions(voice=cfg.tts_voice, speed=cfg.speed, out_rate=cfg.output_rate,
                                         audio=cfg.audio_out, codec=cfg.output_codec, max_tokens=cfg.max_tokens,
-                                        temperature=self.settings.chat.temperature),
+                                        temperature=self.settings.chat.temperature, voice_name=cfg.voice),
                     llm=self.backends.llm, tts=self.backends.tts, settings=self.settings, emit=emit,
-                    t_trigger=t_trigger)
+                    t_trigger=t_trigger, metadata=options.metadata if options else None,
+                    input_tokens=self.conversation.tokens())
 
     def _speculate(self, ev: SpeculativeFinal) -> None:
         """semantic_vad scored the speculative final as finished: start the reply (LLM, first TTS piece), held."""

@@ -23,6 +23,7 @@ from falante.g711 import encode_g711
 from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer
 from llm.errors import LLMError
 from llm.sentences import SentenceSplitter
+from server import events
 
 log = logging.getLogger("falante.turn")
 
@@ -48,6 +49,7 @@ class TurnOptions:
     max_tokens: int
     temperature: float
     codec: str = "audio/pcm"  # or G.711 "audio/pcmu" / "audio/pcma"
+    voice_name: str | None = None  # the voice as the client named it (an OpenAI name maps to `voice`)
 
 
 @dataclass
@@ -72,6 +74,9 @@ class Turn:
     task: asyncio.Task | None = None
     first_piece_out: asyncio.Event = field(default_factory=asyncio.Event)  # first audio sent (or nothing to say)
     end_of_turn: dict[str, Any] | None = None  # how the user's turn ended: type, decision, score, waited_ms
+    metadata: dict[str, str] | None = None  # response.create's metadata, echoed in response.created/done
+    input_tokens: int = 0  # the prompt's tokens (response.done usage), counted from the history's cached counts
+    previous_item_id: str | None = None  # the conversation item before this reply's
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -141,10 +146,10 @@ class Turn:
         while (sentence := await sentences.get()) is not None:
             if first:
                 first = False
-                await self._emit({"type": "falante.avatar.state", "state": "speaking",
-                                  "expression": expression_for(sentence)})
+                await self.emit(events.avatar_state("speaking", expression_for(sentence),
+                                                    response_id=self.response_id, item_id=self.item_id))
             if not self.options.audio:
-                await self._emit({"type": "response.output_text.delta", "content_index": 0, "delta": sentence + " "})
+                await self.emit(events.text_delta(self.response_id, self.item_id, sentence + " "))
                 self.spoken.append(Spoken(0, 0, sentence))
                 continue
             t_sentence = time.perf_counter()
@@ -155,8 +160,8 @@ class Turn:
                 start = self.samples_sent
                 frames = timeline.frames_for(chunk, start, self.options.out_rate)
                 self.timings.setdefault("tts_first_audio", time.perf_counter() - t_sentence)
-                await self._emit({"type": "response.output_audio_transcript.delta", "content_index": 0,
-                                  "delta": (chunk.text or sentence) + " "})
+                await self.emit(events.audio_transcript_delta(self.response_id, self.item_id,
+                                                              (chunk.text or sentence) + " "))
                 await self._send_audio(audio, frames)
                 self.first_piece_out.set()
                 self.spoken.append(Spoken(start, self.samples_sent, chunk.text or sentence))
@@ -177,8 +182,7 @@ class Turn:
             if self.t_first_audio is None:
                 self.t_first_audio = time.perf_counter()
                 self.timings["voice_to_voice"] = self.t_first_audio - self.t_trigger
-            await self._emit({"type": "response.output_audio.delta", "content_index": 0,
-                              "delta": self._encode(piece)})
+            await self.emit(events.audio_delta(self.response_id, self.item_id, self._encode(piece)))
             self.samples_sent = hi
 
     def _encode(self, piece: np.ndarray) -> str:
@@ -187,14 +191,5 @@ class Turn:
         return encode_g711(piece, self.options.codec)
 
     async def _emit_frames(self, frames: list) -> None:
-        await self._emit({"type": "falante.avatar.frames", "fps": self.settings.avatar.fps,
-                          "sample_rate": self.options.out_rate, "frames": frames_to_wire(frames)})
-
-    async def _emit(self, event: dict[str, Any]) -> None:
-        event.setdefault("response_id", self.response_id)
-        if event["type"].startswith("response.output_"):
-            event.setdefault("item_id", self.item_id)
-            event.setdefault("output_index", 0)
-        else:
-            event.setdefault("item_id", self.item_id)
-        await self.emit(event)
+        await self.emit(events.avatar_frames(self.response_id, self.item_id, self.settings.avatar.fps,
+                                             self.options.out_rate, frames_to_wire(frames)))

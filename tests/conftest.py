@@ -87,7 +87,7 @@ class Client:
 
 @pytest.fixture
 async def fake_server() -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `async with fake_server(backends, settings) as (url, app)`."""
+    """Factory: `async with fake_server(backends, settings) as (url, app)`; `url` opts in to falante.* events."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
@@ -95,7 +95,7 @@ async def fake_server() -> AsyncIterator[Callable[..., Any]]:
         settings = settings or fast_settings()
         app = create_app(settings, backends or fake_backends())
         async with running(app, settings) as host:
-            yield f"ws://{host}/v1/realtime", app
+            yield f"ws://{host}/v1/realtime?extensions=falante", app  # falante.* events on (tests read them)
 
     yield make
 

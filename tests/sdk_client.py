@@ -32,10 +32,13 @@ def sdk_client(host: str, api_key: str = "local") -> AsyncOpenAI:
 
 
 async def speak_and_listen(host: str, audio_24k: np.ndarray, *, chunk_ms: int = 100, pace: float = 0.25,
-                           timeout: float = 240.0, session: dict[str, Any] | None = None) -> Conversation:
-    """Stream `audio_24k` (pace = fraction of real time spent per chunk) and collect events until response.done."""
+                           timeout: float = 240.0, session: dict[str, Any] | None = None,
+                           extensions: bool = True) -> Conversation:
+    """Stream `audio_24k` (pace = fraction of real time spent per chunk) and collect events until response.done;
+    `extensions`: opt in to falante.* events (`?extensions=falante`)."""
     conv = Conversation()
-    async with sdk_client(host).realtime.connect(model="falante") as conn:
+    query = {"extensions": "falante"} if extensions else {}
+    async with sdk_client(host).realtime.connect(model="falante", extra_query=query) as conn:
         if session:
             await conn.session.update(session=session)
         step = 24_000 * chunk_ms // 1000

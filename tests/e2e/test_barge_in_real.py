@@ -14,7 +14,7 @@ pytestmark = pytest.mark.model
 
 async def test_speech_over_reply_cancels_it(real_server):
     host, _ = real_server
-    async with websockets.connect(f"ws://{host}/v1/realtime", max_size=None) as ws:
+    async with websockets.connect(f"ws://{host}/v1/realtime?extensions=falante", max_size=None) as ws:
         c = Client(ws)
         await c.until("session.created")
         await c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [

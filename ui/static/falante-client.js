@@ -42,6 +42,7 @@ export class FalanteClient extends EventTarget {
     this.ensureAudio();
     const url = new URL(this.opts.url, location.href);
     if (this.opts.token) url.searchParams.set('token', this.opts.token);
+    url.searchParams.set('extensions', 'falante'); // opt in to falante.* events (avatar frames, metrics)
     const ws = new WebSocket(url.href);
     this.ws = ws;
     const drop = (err) => {
