@@ -151,11 +151,11 @@ class EdgeGuard:
         refusal: tuple[int, str] | None = None
         extra: list[tuple[bytes, bytes]] = []
         if not self.policy.host_allowed(host):
-            refusal = (421, f"falante: Host {host!r} is not served here; add it to server.allowed_hosts if it is "
-                            "this server's name\n")
+            refusal = (421, (f"falante: Host {host!r} is not served here; add it to server.allowed_hosts if it "
+                             "is this server's name\n"))
         elif kind == "websocket" and not self.policy.origin_allowed(headers.get("origin"), host):
-            refusal = (403, f"falante: websocket from origin {headers.get('origin')!r} refused; add it to "
-                            "server.allowed_origins to allow that page\n")
+            refusal = (403, (f"falante: websocket from origin {headers.get('origin')!r} refused; add it to "
+                             "server.allowed_origins to allow that page\n"))
         elif kind == "http" and self.policy.needs_token(scope["path"]) and \
                 not self.policy.token_ok(headers.get("authorization")):
             refusal = (401, "falante: this endpoint needs the server's token: Authorization: Bearer TOKEN\n")

@@ -44,8 +44,9 @@ export class FalanteClient extends EventTarget {
     // The token travels as OpenAI's browser subprotocol (what the openai SDK sends), not in the URL, so no
     // access log or proxy log records it; a token that is not a valid subprotocol name falls back to ?token=.
     const protocols = ['realtime'];
-    if (this.opts.token && SUBPROTOCOL_SAFE.test(this.opts.token)) protocols.push(INSECURE_KEY_PREFIX + this.opts.token);
-    else if (this.opts.token) url.searchParams.set('token', this.opts.token);
+    const token = this.opts.token;
+    if (token && SUBPROTOCOL_SAFE.test(token)) protocols.push(INSECURE_KEY_PREFIX + token);
+    else if (token) url.searchParams.set('token', token);
     const ws = new WebSocket(url.href, protocols);
     this.ws = ws;
     const drop = (err) => {
