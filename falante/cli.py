@@ -97,25 +97,35 @@ def cmd_say(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="falante", description="Real-time pt-BR conversational avatar server.")
     parser.add_argument("--version", action="version", version=f"falante {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML config file (default: $FALANTE_CONFIG, else built-in defaults)")
+    common.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--config", help="TOML config file (default: $FALANTE_CONFIG, else built-in defaults)")
     parser.add_argument("-v", "--verbose", action="store_true")
+    # The common options are accepted after the subcommand too (`falante serve --config my.toml`, as the README
+    # says); SUPPRESS keeps a subcommand's missing option from overwriting one given before it.
+    for action in common._actions:
+        action.default = argparse.SUPPRESS
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the websocket server, the chat page and the kiosk page")
+    def add(name: str, **kwargs: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    serve = add("serve", help="run the websocket server, the chat page and the kiosk page")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-ui", action="store_true", help="only the websocket, /healthz and /metrics")
     serve.set_defaults(func=cmd_serve)
 
-    prepare = sub.add_parser("prepare", help="assemble and load every configured model once")
+    prepare = add("prepare", help="assemble and load every configured model once")
     prepare.set_defaults(func=cmd_prepare)
 
-    transcribe = sub.add_parser("transcribe", help="print the transcript of a WAV file")
+    transcribe = add("transcribe", help="print the transcript of a WAV file")
     transcribe.add_argument("input", type=Path)
     transcribe.add_argument("--language")
     transcribe.set_defaults(func=cmd_transcribe)
 
-    say = sub.add_parser("say", help="speak a text into a WAV file")
+    say = add("say", help="speak a text into a WAV file")
     say.add_argument("text")
     say.add_argument("-o", "--output", type=Path, required=True)
     say.add_argument("--voice")

@@ -34,6 +34,11 @@ class ServerSettings(Section):
     auth_token: str | None = None  # bearer token; required when host is not loopback unless allow_no_auth
     allow_no_auth: bool = False
     ui: bool = True  # mount the Gradio chat at /chat and the kiosk at /kiosk
+    # Host headers served besides the defaults (the bind host, localhost names, loopback addresses; any IP address
+    # when bound to all interfaces): DNS rebinding sends a foreign name. "*.example.org" matches subdomains.
+    allowed_hosts: list[str] = []
+    # Browser origins (scheme://host[:port]) allowed to open the websocket besides the page's own origin.
+    allowed_origins: list[str] = []
 
 
 class LimitSettings(Section):
@@ -46,6 +51,9 @@ class LimitSettings(Section):
     max_instructions_chars: int = 8000
     max_history_items: int = 500  # items kept per session history; past it the oldest are dropped (memory bound)
     idle_timeout_s: float = 600.0  # close a session that sent nothing for this long
+    max_header_bytes: int = 32 * 1024  # HTTP request line + headers; over it → 400 and the connection is closed
+    header_timeout_s: float = 10.0  # a connection must finish sending its request headers within this
+    max_upload_bytes: int = 10 * 1024 * 1024  # one Gradio upload request (POST /chat/gradio_api/upload)
 
 
 class VadSettings(Section):

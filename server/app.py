@@ -22,6 +22,7 @@ from falante.config import Settings
 from server import events
 from server import protocol as p
 from server.backends import Backends, build_backends
+from server.guards import install_guards
 from server.limits import Admission
 from server.metrics import Metrics
 from server.session import Session
@@ -91,11 +92,12 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         await serve_session(ws, state)
 
     if settings.server.ui:
-        _mount_ui(app)
+        _mount_ui(app, settings)
+    install_guards(app, settings)
     return app
 
 
-def _mount_ui(app: FastAPI) -> None:
+def _mount_ui(app: FastAPI, settings: Settings) -> None:
     from fastapi.staticfiles import StaticFiles
 
     import ui
@@ -114,7 +116,7 @@ def _mount_ui(app: FastAPI) -> None:
 
     from ui.chat import build_chat
 
-    gr.mount_gradio_app(app, build_chat(), path="/chat")
+    gr.mount_gradio_app(app, build_chat(), path="/chat", max_file_size=settings.limits.max_upload_bytes)
 
 
 def _token_of(ws: WebSocket) -> tuple[str | None, str | None]:

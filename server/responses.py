@@ -69,6 +69,8 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
         current = asyncio.current_task()
         if current is not None and current.cancelling():  # the session itself is closing
             turn.cancel()
+            # no response.done can reach a client that is gone; count the reply so /metrics adds up
+            session.metrics.responses.labels(status="disconnected").inc()
             raise
     except LLMError as exc:
         await emit(events.error("llm_failed", f"the language model failed: {exc}", type="server_error"))

@@ -10,16 +10,23 @@ import uvicorn
 from fastapi import FastAPI
 
 from falante.config import Settings
+from server.guards import install_log_redaction
+from server.http_limits import protocol_class
 
 HARD_FRAME_FACTOR = 4  # frames over 4× the soft limit close the connection (1009); smaller oversize → error event
 
 
 def uvicorn_config(app: FastAPI, settings: Settings, port: int | None = None) -> uvicorn.Config:
-    return uvicorn.Config(
+    limits = settings.limits
+    config = uvicorn.Config(
         app, host=settings.server.host, port=settings.server.port if port is None else port,
-        ws_max_size=settings.limits.max_message_bytes * HARD_FRAME_FACTOR, ws_max_queue=32,
+        ws_max_size=limits.max_message_bytes * HARD_FRAME_FACTOR, ws_max_queue=32,
         ws_ping_interval=20.0, ws_ping_timeout=20.0, log_level="info", lifespan="on", timeout_graceful_shutdown=5,
+        # h11, not httptools: h11 bounds the header bytes it buffers; the subclass adds a header-read deadline
+        http=protocol_class(limits.header_timeout_s), h11_max_incomplete_event_size=limits.max_header_bytes,
     )
+    install_log_redaction()  # after uvicorn.Config configured its loggers: no ?token= in the access log
+    return config
 
 
 @asynccontextmanager

@@ -134,3 +134,23 @@ async def test_outbox_writer_survives_a_bad_event(caplog):
     assert [json.loads(t)["type"] for t in sent] == ["a", "c"]
     assert json.loads(sent[0])["text"] == "oi \ud800" and "ção" in sent[1]
     assert "not valid Unicode" in caplog.text and "cannot be serialized" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------- metrics at the edges
+async def test_response_cut_by_a_disconnect_is_counted(fake_server, client_for):
+    """Regression: a response the client hung up on never reached `_finish`, so falante_responses_total missed it
+    (the metrics could not be reconciled with what clients received)."""
+    llm = FakeLLM(" ".join(["palavra"] * 2000), delay=0.05)  # ~100 s of tokens: still streaming when the client leaves
+    async with fake_server(fake_backends(llm=llm), fast_settings(chat__max_tokens=4000)) as (url, app):
+        registry = app.state.falante.metrics.registry
+        async with client_for(url) as c:
+            await c.send({"type": "conversation.item.create", "item": USER_OI})
+            await c.send({"type": "response.create"})
+            await c.until("response.created")
+        for _ in range(500):  # the server notices the close, cancels the reply and counts it
+            if registry.get_sample_value("falante_active_sessions") == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert registry.get_sample_value("falante_active_sessions") == 0
+        assert registry.get_sample_value("falante_responses_total", {"status": "disconnected"}) == 1.0
+        assert not registry.get_sample_value("falante_responses_total", {"status": "completed"})

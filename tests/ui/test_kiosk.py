@@ -19,8 +19,12 @@ REPLY = "Claro! Abrimos às nove horas, de terça a domingo."
 async def test_kiosk_hears_a_clip_shows_transcript_and_lip_syncs(ui_server, browser_page, screenshots):
     backends = fake_backends(llm=FakeLLM(REPLY), recognizer=FakeRecognizer(lambda seconds: HEARD))
     async with ui_server(backends, server__auth_token="sekret") as (base, app), browser_page("once") as page:
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
         await page.goto(f"{base}/kiosk?token=sekret&greeting=&reset=300&voice=fake_b")
         await wait_for(page, "falanteDebug.connected")
+        # the token goes in OpenAI's browser subprotocol, never in the websocket URL (access logs print URLs)
+        assert sockets and not any("sekret" in url for url in sockets), sockets
         # the fake microphone streams the dev clip as pcm16 24 kHz appends; the server's listener hears a turn
         await wait_for(page, "falanteDebug.transcripts.length > 0", timeout=30)
         assert await page.text_content("#user-line") == HEARD

@@ -41,9 +41,14 @@ export class FalanteClient extends EventTarget {
   async connect() {
     this.ensureAudio();
     const url = new URL(this.opts.url, location.href);
-    if (this.opts.token) url.searchParams.set('token', this.opts.token);
+    // The token travels as OpenAI's browser subprotocol (what the openai SDK sends), not in the URL, so no
+    // access log or proxy log records it; a token that is not a valid subprotocol name falls back to ?token=.
+    const protocols = ['realtime'];
+    const token = this.opts.token;
+    if (token && SUBPROTOCOL_SAFE.test(token)) protocols.push(INSECURE_KEY_PREFIX + token);
+    else if (token) url.searchParams.set('token', token);
     url.searchParams.set('extensions', 'falante'); // opt in to falante.* events (avatar frames, metrics)
-    const ws = new WebSocket(url.href);
+    const ws = new WebSocket(url.href, protocols);
     this.ws = ws;
     const drop = (err) => {
       ws.onmessage = ws.onerror = ws.onclose = null;
@@ -364,6 +369,9 @@ function parseEvent(data) {
   if (typeof data !== 'string') return null;
   try { return JSON.parse(data); } catch (err) { if (err instanceof SyntaxError) return null; throw err; }
 }
+
+const INSECURE_KEY_PREFIX = 'openai-insecure-api-key.';
+const SUBPROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;  // RFC 7230 token characters
 
 function defaultUrl() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
