@@ -286,7 +286,7 @@ async def test_token_never_reaches_the_access_log(fake_server, client_for):
         try:
             hp = hostport(url)
             await asyncio.to_thread(raw, hp, http_get("/healthz?token=sekret-token", hp))
-            async with client_for(url + "?token=sekret-token") as c:
+            async with client_for(url + "&token=sekret-token") as c:
                 await c.send({"type": "input_audio_buffer.clear"})
                 await c.until("input_audio_buffer.cleared")
         finally:
@@ -294,5 +294,5 @@ async def test_token_never_reaches_the_access_log(fake_server, client_for):
                 lg.removeHandler(capture)
                 lg.setLevel(level)
     logged = "\n".join(capture.lines)
-    assert "/healthz?token=***" in logged and "/v1/realtime?token=***" in logged, logged  # both requests logged
+    assert "/healthz?token=***" in logged and "&token=***" in logged, logged  # both requests logged
     assert "sekret-token" not in logged
