@@ -72,6 +72,7 @@ class Turn:
     task: asyncio.Task | None = None
     first_piece_out: asyncio.Event = field(default_factory=asyncio.Event)  # first audio sent (or nothing to say)
     end_of_turn: dict[str, Any] | None = None  # how the user's turn ended: type, decision, score, waited_ms
+    transcript_sent: int = 0  # characters of the stripped LLM text already sent as transcript/text deltas
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -144,7 +145,8 @@ class Turn:
                 await self._emit({"type": "falante.avatar.state", "state": "speaking",
                                   "expression": expression_for(sentence)})
             if not self.options.audio:
-                await self._emit({"type": "response.output_text.delta", "content_index": 0, "delta": sentence + " "})
+                await self._emit({"type": "response.output_text.delta", "content_index": 0,
+                                  "delta": self._transcript_upto(sentence)})
                 self.spoken.append(Spoken(0, 0, sentence))
                 continue
             t_sentence = time.perf_counter()
@@ -155,16 +157,36 @@ class Turn:
                 start = self.samples_sent
                 frames = timeline.frames_for(chunk, start, self.options.out_rate)
                 self.timings.setdefault("tts_first_audio", time.perf_counter() - t_sentence)
-                await self._emit({"type": "response.output_audio_transcript.delta", "content_index": 0,
-                                  "delta": (chunk.text or sentence) + " "})
+                if delta := self._transcript_upto(sentence):  # the LLM's words, on the sentence's first chunk
+                    await self._emit({"type": "response.output_audio_transcript.delta", "content_index": 0,
+                                      "delta": delta})
                 await self._send_audio(audio, frames)
                 self.first_piece_out.set()
                 self.spoken.append(Spoken(start, self.samples_sent, chunk.text or sentence))
             self.first_piece_out.set()  # a sentence with nothing to say must not hold the LLM
+        if rest := self.text.strip()[self.transcript_sent:]:  # e.g. a last sentence with nothing to say
+            self.transcript_sent += len(rest)
+            kind = "response.output_audio_transcript.delta" if self.options.audio else "response.output_text.delta"
+            await self._emit({"type": kind, "content_index": 0, "delta": rest})
         if self.options.audio:
             tail = timeline.finish(self.samples_sent)
             if tail:
                 await self._emit_frames(tail)
+
+    def _transcript_upto(self, sentence: str) -> str:
+        """The LLM's text (as `.done` will carry it) from what was sent up to the end of `sentence`.
+
+        Why not the TTS chunk's text: that is the normalised, spoken form ("vinte e cinco reais" for "R$ 25");
+        the transcript is what the LLM wrote, so the deltas add up to the done transcript. The splitter's
+        sentences are stripped, verbatim pieces of `text`, in order.
+        """
+        text = self.text.strip()
+        at = text.find(sentence, self.transcript_sent)
+        if at < 0:
+            return ""
+        delta = text[self.transcript_sent: at + len(sentence)]
+        self.transcript_sent = at + len(sentence)
+        return delta
 
     async def _send_audio(self, audio: np.ndarray, frames: list) -> None:
         step = self.options.out_rate * DELTA_MS // 1000
