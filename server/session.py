@@ -43,6 +43,7 @@ from server.turn import Turn, TurnOptions
 log = logging.getLogger("falante.session")
 
 MIN_COMMIT_MS = 100
+MAX_PENDING_COMMITS = 2  # manual commits of one session awaiting their decode; more gets `audio_backlog`
 AUDIO_QUEUE_CHUNKS = 256  # ~25 s of 100 ms appends between the websocket and the listener
 
 
@@ -77,6 +78,10 @@ class Session:
         self._partial_sent = ""  # partial transcript text already sent as deltas
         self._end_of_turn: dict[str, Any] | None = None  # how the last user turn ended (falante.response.metrics)
         self._speculation: Speculation | None = None  # a reply held back until the turn's final confirms it
+        # manual commits: decoded off the receive loop, one after another, in commit order (control overtakes data)
+        self._commit_chain: asyncio.Task | None = None
+        self._commits_pending = 0
+        self._queued_response: asyncio.Task | None = None  # response.create waiting for the pending commits
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -85,6 +90,10 @@ class Session:
 
     async def close(self) -> None:
         self._drop_speculation()
+        for task in (self._queued_response, self._commit_chain):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._interrupt("session_closed", notify=False)
         if self._listener_task:
             self._listener_task.cancel()
@@ -178,9 +187,18 @@ class Session:
         await self._maybe_barge_in()
 
     async def _on_input_audio_buffer_commit(self, event: p.CommitEvent) -> None:
+        tail = self._resampler.flush()  # the resampler's filter delay: the utterance's last samples
+        if tail.size:
+            self._pending.append(tail)
+            self._pending_samples += len(tail)
+            self.samples_in += len(tail)
         if self._pending_samples < MIN_COMMIT_MS * ASR_SAMPLE_RATE // 1000:
             raise p.ProtocolError("input_audio_buffer_commit_empty", f"buffer too small: expected at least "
                                   f"{MIN_COMMIT_MS} ms of audio, got {self._pending_samples * 1000 // ASR_SAMPLE_RATE} ms")
+        if self._commits_pending >= MAX_PENDING_COMMITS:
+            raise p.ProtocolError("audio_backlog", f"speech recognition is behind: {self._commits_pending} commits "
+                                  "of this session are still being transcribed; the audio stays in the buffer, "
+                                  "commit it later", type="server_error")
         audio = np.concatenate(self._pending)
         end = self.samples_in
         self._clear_pending()
@@ -189,10 +207,35 @@ class Session:
         item_id = self._speech[0] if self._speech else p.new_id("item")
         self._speech = None
         await self._committed(item_id)
-        t0 = time.perf_counter()
-        text = await self.backends.recognizer.transcribe(audio, language=self.config.language)
-        self.metrics.observe("asr_final", time.perf_counter() - t0)
-        await self._transcribed(item_id, text, t_trigger=self._arrival_time(end))
+        # the decode runs beside the receive loop, so a response.cancel sent meanwhile is read at once
+        self._commits_pending += 1
+        self._commit_chain = asyncio.create_task(
+            self._transcribe_commit(self._commit_chain, item_id, audio, self._arrival_time(end)),
+            name=f"commit-{self.id}")
+
+    async def _transcribe_commit(self, previous: asyncio.Task | None, item_id: str, audio: np.ndarray,
+                                 t_trigger: float) -> None:
+        """Decode one committed buffer after the session's earlier commits (their transcripts keep commit order)."""
+        try:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            t0 = time.perf_counter()
+            try:
+                text = await self.backends.recognizer.transcribe(audio, language=self.config.language)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("commit decode failed in session %s", self.id)
+                await self.error(p.ProtocolError("asr_failed", f"speech recognition failed: {exc}",
+                                                 type="server_error"))
+                return
+            self.metrics.observe("asr_final", time.perf_counter() - t0)
+            await self._transcribed(item_id, text, t_trigger=t_trigger)
+        finally:
+            self._commits_pending -= 1
+
+    def _commits_in_flight(self) -> bool:
+        return self._commit_chain is not None and not self._commit_chain.done()
 
     async def _on_input_audio_buffer_clear(self, event: p.ClearEvent) -> None:
         self._drop_speculation()
@@ -250,10 +293,34 @@ class Session:
         if self.turn is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.turn.response_id} is still in progress; cancel it first")
+        if self._queued_response is not None and not self._queued_response.done():
+            raise p.ProtocolError("conversation_already_has_active_response",
+                                  "a response is already waiting for the committed audio's transcript")
         self._check_instructions(event.response and event.response.instructions, "response.instructions")
+        if self._commits_in_flight():  # the reply must see the committed audio's transcript
+            self._queued_response = asyncio.create_task(
+                self._respond_after_commits(self._commit_chain, time.perf_counter(), event),
+                name=f"queued-response-{self.id}")
+            return
         await self._start_turn(time.perf_counter(), event.response)
 
+    async def _respond_after_commits(self, chain: asyncio.Task, t_trigger: float,
+                                     event: p.ResponseCreateEvent) -> None:
+        await asyncio.gather(chain, return_exceptions=True)
+        while self._commits_in_flight():  # commits sent before this response.create chained behind `chain`
+            await asyncio.gather(self._commit_chain, return_exceptions=True)
+        if self.turn is not None:  # the transcript started its own reply (create_response)
+            await self.error(p.ProtocolError(
+                "conversation_already_has_active_response", f"response {self.turn.response_id} is already in "
+                "progress (started by the committed audio's transcript)", event_id=event.event_id))
+            return
+        await self._start_turn(t_trigger, event.response)
+
     async def _on_response_cancel(self, event: p.ResponseCancelEvent) -> None:
+        queued = self._queued_response
+        if self.turn is None and queued is not None and not queued.done() and not event.response_id:
+            queued.cancel()  # a response.create still waiting for its transcript: it never starts
+            return
         if self.turn is None or (event.response_id and event.response_id != self.turn.response_id):
             raise p.ProtocolError("response_cancel_not_active", "there is no active response to cancel",
                                   param="response_id")
