@@ -20,6 +20,7 @@ import numpy as np
 from asr.endpoint import EndOfTurnPolicy
 from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64
 from falante.config import Settings
+from falante.fairness import set_owner
 from falante.g711 import decode_g711
 from falante.types import (
     ASR_SAMPLE_RATE,
@@ -48,6 +49,8 @@ AUDIO_QUEUE_CHUNKS = 256  # ~25 s of 100 ms appends between the websocket and th
 
 
 class Session:
+    clock: Callable[[], float] = time.monotonic  # the audio budget's clock (tests inject one)
+
     def __init__(self, backends: Backends, settings: Settings, metrics: Metrics,
                  send_text: Callable[[str], Awaitable[None]]) -> None:
         self.id = p.new_id("sess")
@@ -58,6 +61,8 @@ class Session:
                                          count_tokens=token_counter_for(backends.llm),
                                          max_items=settings.limits.max_history_items)
         self.bucket = TokenBucket(settings.limits.max_events_per_second, settings.limits.burst_events)
+        self.audio_budget = TokenBucket(settings.limits.audio_realtime_factor, settings.limits.audio_burst_s,
+                                        clock=type(self).clock)
         self.turn: Turn | None = None
         self._turn_runner: asyncio.Task | None = None
         self._past_turns: dict[str, Turn] = {}  # item_id → finished turn, for conversation.item.truncate
@@ -85,6 +90,7 @@ class Session:
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
+        set_owner(self.id)  # the shared model workers serve sessions in turn (falante/fairness.py)
         await self.emit({"type": "session.created", "session": self.config.describe(self.id, self.backends.tts.voices())})
         self._restart_listener()
 
@@ -167,6 +173,11 @@ class Session:
             raise p.ProtocolError("invalid_audio", str(exc), param="audio") from None
         if not audio.size:
             return
+        if not self.audio_budget.take(audio.size / self.config.input_rate):
+            limits = self.settings.limits
+            raise p.ProtocolError("audio_backlog", f"audio arrives faster than real time: a session may send "
+                                  f"{limits.audio_realtime_factor:g}x real time with {limits.audio_burst_s:g} s "
+                                  "ahead; this chunk was dropped — send audio in real time", type="server_error")
         limit = int(self.settings.limits.max_buffer_seconds * ASR_SAMPLE_RATE)
         chunk = self._resampler(audio)
         if self.config.turn_detection is None and self._pending_samples + len(chunk) > limit:
