@@ -164,6 +164,7 @@ class Session:
         await self.emit({"type": "session.updated", "session": self.config.describe(self.id, self.backends.tts.voices())})
 
     async def _on_input_audio_buffer_append(self, event: p.AppendEvent) -> None:
+        self._take_audio_budget(event.audio)
         try:
             if self.config.input_codec == "audio/pcm":
                 audio = decode_pcm16_base64(event.audio)
@@ -173,11 +174,6 @@ class Session:
             raise p.ProtocolError("invalid_audio", str(exc), param="audio") from None
         if not audio.size:
             return
-        if not self.audio_budget.take(audio.size / self.config.input_rate):
-            limits = self.settings.limits
-            raise p.ProtocolError("audio_backlog", f"audio arrives faster than real time: a session may send "
-                                  f"{limits.audio_realtime_factor:g}x real time with {limits.audio_burst_s:g} s "
-                                  "ahead; this chunk was dropped — send audio in real time", type="server_error")
         limit = int(self.settings.limits.max_buffer_seconds * ASR_SAMPLE_RATE)
         chunk = self._resampler(audio)
         if self.config.turn_detection is None and self._pending_samples + len(chunk) > limit:
@@ -196,6 +192,19 @@ class Session:
                                       "send audio in real time", type="server_error")
             self._audio_queue.put_nowait(chunk)
         await self._maybe_barge_in()
+
+    def _take_audio_budget(self, b64: Any) -> None:
+        """Audio sent faster than real time past the allowance is refused before it costs anything (no decode,
+        no resampling, no VAD, no ASR job): the flooder gets `audio_backlog`, the shared workers stay free."""
+        if not isinstance(b64, str):
+            return  # the decoder below answers invalid_audio
+        width = 2 if self.config.input_codec == "audio/pcm" else 1  # pcm16 or G.711 bytes per sample
+        seconds = len(b64) * 3 // 4 // width / self.config.input_rate  # base64 → bytes (padding: < 1 sample)
+        if seconds and not self.audio_budget.take(seconds):
+            limits = self.settings.limits
+            raise p.ProtocolError("audio_backlog", f"audio arrives faster than real time: a session may send "
+                                  f"{limits.audio_realtime_factor:g}x real time with {limits.audio_burst_s:g} s "
+                                  "ahead; this chunk was dropped — send audio in real time", type="server_error")
 
     async def _on_input_audio_buffer_commit(self, event: p.CommitEvent) -> None:
         tail = self._resampler.flush()  # the resampler's filter delay: the utterance's last samples
