@@ -97,7 +97,8 @@ class Tally:
         self.turns: list[dict[str, Any]] = []
 
 
-async def session(url: str, index: int, deadline: float, clips: list[dict], tally: Tally) -> None:
+async def session(url: str, index: int, deadline: float, clips: list[dict], tally: Tally,
+                  turn_timeout: float) -> None:
     """Back-to-back turns until the deadline: typed and spoken turns alternate."""
     async with websockets.connect(url, max_size=None) as ws:
         json.loads(await ws.recv())
@@ -117,7 +118,7 @@ async def session(url: str, index: int, deadline: float, clips: list[dict], tall
                 sender = None
             status = None
             try:
-                async with asyncio.timeout(300):
+                async with asyncio.timeout(turn_timeout):
                     async for message in ws:
                         event = json.loads(message)
                         if event["type"] == "error":
@@ -177,7 +178,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
 
         sampler = asyncio.create_task(sample())
         url = f"ws://127.0.0.1:{port}/v1/realtime"
-        await asyncio.gather(*(session(url, i, deadline, clips, tally) for i in range(args.sessions)))
+        await asyncio.gather(*(session(url, i, deadline, clips, tally, args.turn_timeout)
+                               for i in range(args.sessions)))
         await asyncio.sleep(1.0)  # the server finishes counting closed sessions
         sampler.cancel()
         samples.append((round(time.perf_counter() - t_start, 1), round(rss_mb(proc.pid), 1)))
@@ -227,6 +229,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period")
+    parser.add_argument("--turn-timeout", type=float, default=300.0, help="a turn without response.done by then "
+                        "counts as client_timeout")
     parser.add_argument("--log", type=Path, help="server stderr goes here")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
