@@ -36,11 +36,11 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from falante.audio import float_to_pcm16_bytes  # noqa: E402
-from falante.config import Settings  # noqa: E402
-from server.app import create_app  # noqa: E402
-from server.run import running  # noqa: E402
-from tests.conftest import dev_clip, dev_manifest  # noqa: E402
+from falante.audio import float_to_pcm16_bytes
+from falante.config import Settings
+from server.app import create_app
+from server.run import running
+from tests.conftest import dev_clip, dev_manifest
 
 RATE = 24_000
 CHUNK_MS = 100
@@ -198,8 +198,8 @@ async def run(settings: Settings, clips: list[dict], args: argparse.Namespace) -
                 await asyncio.gather(abuser, return_exceptions=True)
             results[scenario] = {"b_median_first_audio_s": _median(rows), "b_rows": rows,
                                  "a_errors": dict(errors), "a_counts": {k: counts[k] for k in (
-                                     "appends", "commits", "response.done", "conversation.item.input_audio_"
-                                     "transcription.completed") if counts[k]}}
+                                     "appends", "commits", "response.done",
+                                     "conversation.item.input_audio_transcription.completed") if counts[k]}}
     solo = results.get("solo", {}).get("b_median_first_audio_s")
     for scenario, result in results.items():
         value = result["b_median_first_audio_s"]

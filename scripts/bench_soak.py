@@ -37,8 +37,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from falante.audio import float_to_pcm16_bytes  # noqa: E402
-from tests.conftest import dev_clip, dev_manifest  # noqa: E402
+from falante.audio import float_to_pcm16_bytes
+from tests.conftest import dev_clip, dev_manifest
 
 RATE = 24_000
 STEP = RATE // 10

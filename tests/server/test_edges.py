@@ -5,11 +5,14 @@ Fake models over the real websocket server; no wall-clock bounds (event order an
 
 from __future__ import annotations
 
+import asyncio
 import re
+
+import numpy as np
 
 from falante.types import SpeechChunk
 from tests.conftest import fake_backends
-from tests.fakes import FakeLLM, FakeTTS
+from tests.fakes import FakeLLM, FakeRecognizer, FakeTTS
 
 
 class NormalizingTTS(FakeTTS):
@@ -103,12 +106,6 @@ async def test_g711_reply_keeps_its_tail(fake_server, client_for):
 
 
 # ------------------------------------------------------------------------------------------ manual commit
-import asyncio  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from tests.fakes import FakeRecognizer  # noqa: E402
-
 
 class GatedRecognizer(FakeRecognizer):
     """Each decode waits for `gate` (a Whisper decode that takes long); records what it was given."""
