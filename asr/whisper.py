@@ -64,6 +64,29 @@ def _whisper_model_class():
     return WindowedWhisperModel
 
 
+def split_at_pauses(audio: np.ndarray, max_samples: int = WINDOW_SAMPLES,
+                    search_samples: int = 5 * ASR_SAMPLE_RATE) -> list[np.ndarray]:
+    """Cut audio longer than `max_samples` into pieces of at most that, each cut at the quietest 50 ms in the
+    last `search_samples` before the limit (a pause, so no word is cut in two).
+
+    Why: one 2-minute commit decoded as one job held the shared worker for its whole decode (tens of seconds on
+    2 cores), and every other session's final waited behind it; piece by piece, the pool serves others between.
+    """
+    frame = ASR_SAMPLE_RATE // 20
+    pieces, start = [], 0
+    while audio.size - start > max_samples:
+        lo = start + max(max_samples - search_samples, frame)
+        hi = start + max_samples
+        window = audio[lo:hi]
+        n = window.size // frame
+        energy = np.square(window[: n * frame].reshape(n, frame)).mean(axis=1)
+        cut = lo + int(np.argmin(energy)) * frame + frame // 2
+        pieces.append(audio[start:cut])
+        start = cut
+    pieces.append(audio[start:])
+    return pieces
+
+
 def prepare(audio: np.ndarray) -> np.ndarray | None:
     """Validate and condition audio for Whisper; None when there is nothing to recognise."""
     audio = check_audio(audio, "ASR input")
@@ -144,7 +167,12 @@ class FasterWhisperRecognizer:
         lang = language or self.settings.language
         if self.settings.batch_finals and not partial and clean.size <= WINDOW_SAMPLES:
             return await self._batched(clean, lang)
-        return await self._executor.run(PARTIAL if partial else FINAL, self._decode, clean, lang, partial)
+        if partial or clean.size <= WINDOW_SAMPLES:
+            return await self._executor.run(PARTIAL if partial else FINAL, self._decode, clean, lang, partial)
+        texts = []  # a long final: one job per ≤ 30 s piece, so other sessions' decodes run in between
+        for piece in split_at_pauses(clean):
+            texts.append(await self._executor.run(FINAL, self._decode, piece, lang, False))
+        return _join(texts)
 
     # ------------------------------------------------------------------ worker side
     def _decode(self, audio: np.ndarray, language: str, partial: bool) -> str:

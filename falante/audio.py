@@ -53,7 +53,11 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 class StreamResampler:
-    """Chunk-by-chunk resampling with state kept between chunks, so chunk edges do not click."""
+    """Chunk-by-chunk resampling with state kept between chunks, so chunk edges do not click.
+
+    soxr holds back its filter delay (~800 samples at 22.05 → 24 kHz, ~170 at 24 → 8 kHz): call `flush()` at the
+    end of a stream (a reply, a committed utterance) or its last samples are never output.
+    """
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
         self.from_rate, self.to_rate = from_rate, to_rate
@@ -64,6 +68,14 @@ class StreamResampler:
         if self._stream is None:
             return chunk
         return self._stream.resample_chunk(chunk, last=last)
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the filter; the resampler then starts a fresh stream (reusable)."""
+        if self._stream is None:
+            return np.zeros(0, dtype=np.float32)
+        tail = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        self._stream.clear()
+        return np.asarray(tail, dtype=np.float32)
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:

@@ -49,6 +49,11 @@ class LimitSettings(Section):
     burst_events: int = 400
     max_text_chars: int = 4000  # one conversation.item.create text
     max_instructions_chars: int = 8000
+    # audio a session may send ahead of real time: a sustained real-time factor and a burst (a clip sent whole,
+    # a client catching up after a stall); past them appends get `audio_backlog`, so one client streaming speech
+    # at 10x real time cannot take the shared ASR/LLM/TTS workers from the others (docs/protocol.md)
+    audio_realtime_factor: float = Field(1.5, gt=0)
+    audio_burst_s: float = Field(30.0, gt=0)
     max_history_items: int = 500  # items kept per session history; past it the oldest are dropped (memory bound)
     idle_timeout_s: float = 600.0  # close a session that sent nothing for this long
     max_header_bytes: int = 32 * 1024  # HTTP request line + headers; over it → 400 and the connection is closed

@@ -75,6 +75,10 @@ class SpeechRecognizer(Protocol):
 
     def load(self) -> None: ...
 
+    def close(self) -> None:
+        """Blocking; stop the workers after queued jobs and free the model (server shutdown, called in a thread)."""
+        ...
+
     async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
         """Transcribe 16 kHz float32 mono audio. Runs the model off the event loop; cancellation-safe."""
         ...
@@ -141,6 +145,10 @@ class SpeechSynthesizer(Protocol):
     sample_rate: int
 
     def load(self) -> None: ...
+
+    def close(self) -> None:
+        """Blocking; stop the synthesis workers (server shutdown, called in a thread). Later calls fail."""
+        ...
 
     def voices(self) -> list[str]: ...
 

@@ -59,10 +59,19 @@ class Backends:
         self.load_seconds["llm"] = time.perf_counter() - t0
 
     async def close(self) -> None:
-        await self.llm.close()
-        close = getattr(self.end_of_turn, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        """Shut every shared model down (server exit): each one's failure is logged, the others still close."""
+        try:
+            await self.llm.close()
+        except Exception:
+            log.exception("closing the LLM failed")
+        closers = [self.recognizer.close, self.tts.close]
+        if (detector_close := getattr(self.end_of_turn, "close", None)) is not None:
+            closers.append(detector_close)
+        for close in closers:
+            try:
+                await asyncio.to_thread(close)
+            except Exception:
+                log.exception("closing %s failed", getattr(close, "__qualname__", close))
 
 
 def build_backends(settings: Settings) -> Backends:

@@ -6,18 +6,21 @@ import time
 
 
 class TokenBucket:
-    """Allow `rate` events/s with bursts of `burst`; `take()` says whether this event may pass."""
+    """Allow `rate` units/s with bursts of `burst`; `take(n)` says whether n units (default: one event) may pass.
 
-    def __init__(self, rate: float, burst: int, clock=time.monotonic) -> None:
+    Also the audio budget: units are seconds of audio, `rate` the real-time factor a session may sustain.
+    """
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic) -> None:
         self.rate, self.burst, self._clock = rate, float(burst), clock
         self._tokens, self._last = float(burst), clock()
 
-    def take(self) -> bool:
+    def take(self, amount: float = 1.0) -> bool:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= amount:
+            self._tokens -= amount
             return True
         return False
 

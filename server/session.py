@@ -20,6 +20,7 @@ import numpy as np
 from asr.endpoint import EndOfTurnPolicy
 from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64
 from falante.config import Settings
+from falante.fairness import set_owner
 from falante.g711 import decode_g711
 from falante.types import (
     ASR_SAMPLE_RATE,
@@ -44,10 +45,13 @@ from server.turn import Turn, TurnOptions
 log = logging.getLogger("falante.session")
 
 MIN_COMMIT_MS = 100
+MAX_PENDING_COMMITS = 2  # manual commits of one session awaiting their decode; more gets `audio_backlog`
 AUDIO_QUEUE_CHUNKS = 256  # ~25 s of 100 ms appends between the websocket and the listener
 
 
 class Session:
+    clock: Callable[[], float] = time.monotonic  # the audio budget's clock (tests inject one)
+
     def __init__(self, backends: Backends, settings: Settings, metrics: Metrics,
                  send_text: Callable[[str], Awaitable[None]], *, extensions: bool = False) -> None:
         self.id = p.new_id("sess")
@@ -58,6 +62,8 @@ class Session:
                                          count_tokens=token_counter_for(backends.llm),
                                          max_items=settings.limits.max_history_items)
         self.bucket = TokenBucket(settings.limits.max_events_per_second, settings.limits.burst_events)
+        self.audio_budget = TokenBucket(settings.limits.audio_realtime_factor, settings.limits.audio_burst_s,
+                                        clock=type(self).clock)
         self.turn: Turn | None = None
         self._turn_runner: asyncio.Task | None = None
         self._past_turns: dict[str, Turn] = {}  # item_id → finished turn, for conversation.item.truncate
@@ -80,14 +86,23 @@ class Session:
         self._partial_sent = ""  # partial transcript text already sent as deltas
         self._end_of_turn: dict[str, Any] | None = None  # how the last user turn ended (falante.response.metrics)
         self._speculation: Speculation | None = None  # a reply held back until the turn's final confirms it
+        # manual commits: decoded off the receive loop, one after another, in commit order (control overtakes data)
+        self._commit_chain: asyncio.Task | None = None
+        self._commits_pending = 0
+        self._queued_response: asyncio.Task | None = None  # response.create waiting for the pending commits
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
+        set_owner(self.id)  # the shared model workers serve sessions in turn (falante/fairness.py)
         await self.emit(events.session_created(self.config.describe(self.id, self.backends.tts.voices())))
         self._restart_listener()
 
     async def close(self) -> None:
         self._drop_speculation()
+        for task in (self._queued_response, self._commit_chain):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._interrupt("session_closed", notify=False)
         if self._listener_task:
             self._listener_task.cancel()
@@ -157,6 +172,7 @@ class Session:
         await self.emit(events.session_updated(self.config.describe(self.id, self.backends.tts.voices())))
 
     async def _on_input_audio_buffer_append(self, event: p.AppendEvent) -> None:
+        self._take_audio_budget(event.audio)
         try:
             if self.config.input_codec == "audio/pcm":
                 audio = decode_pcm16_base64(event.audio)
@@ -185,10 +201,32 @@ class Session:
             self._audio_queue.put_nowait(chunk)
         await self._maybe_barge_in()
 
+    def _take_audio_budget(self, b64: Any) -> None:
+        """Audio sent faster than real time past the allowance is refused before it costs anything (no decode,
+        no resampling, no VAD, no ASR job): the flooder gets `audio_backlog`, the shared workers stay free."""
+        if not isinstance(b64, str):
+            return  # the decoder below answers invalid_audio
+        width = 2 if self.config.input_codec == "audio/pcm" else 1  # pcm16 or G.711 bytes per sample
+        seconds = len(b64) * 3 // 4 // width / self.config.input_rate  # base64 → bytes (padding: < 1 sample)
+        if seconds and not self.audio_budget.take(seconds):
+            limits = self.settings.limits
+            raise p.ProtocolError("audio_backlog", f"audio arrives faster than real time: a session may send "
+                                  f"{limits.audio_realtime_factor:g}x real time with {limits.audio_burst_s:g} s "
+                                  "ahead; this chunk was dropped — send audio in real time", type="server_error")
+
     async def _on_input_audio_buffer_commit(self, event: p.CommitEvent) -> None:
+        tail = self._resampler.flush()  # the resampler's filter delay: the utterance's last samples
+        if tail.size:
+            self._pending.append(tail)
+            self._pending_samples += len(tail)
+            self.samples_in += len(tail)
         if self._pending_samples < MIN_COMMIT_MS * ASR_SAMPLE_RATE // 1000:
             raise p.ProtocolError("input_audio_buffer_commit_empty", f"buffer too small: expected at least "
                                   f"{MIN_COMMIT_MS} ms of audio, got {self._pending_samples * 1000 // ASR_SAMPLE_RATE} ms")
+        if self._commits_pending >= MAX_PENDING_COMMITS:
+            raise p.ProtocolError("audio_backlog", f"speech recognition is behind: {self._commits_pending} commits "
+                                  "of this session are still being transcribed; the audio stays in the buffer, "
+                                  "commit it later", type="server_error")
         audio = np.concatenate(self._pending)
         end = self.samples_in
         self._clear_pending()
@@ -197,10 +235,35 @@ class Session:
         item_id = self._speech[0] if self._speech else p.new_id("item")
         self._speech = None
         await self._committed(item_id)
-        t0 = time.perf_counter()
-        text = await self.backends.recognizer.transcribe(audio, language=self.config.language)
-        self.metrics.observe("asr_final", time.perf_counter() - t0)
-        await self._transcribed(item_id, text, self._arrival_time(end), len(audio) / ASR_SAMPLE_RATE)
+        # the decode runs beside the receive loop, so a response.cancel sent meanwhile is read at once
+        self._commits_pending += 1
+        self._commit_chain = asyncio.create_task(
+            self._transcribe_commit(self._commit_chain, item_id, audio, self._arrival_time(end)),
+            name=f"commit-{self.id}")
+
+    async def _transcribe_commit(self, previous: asyncio.Task | None, item_id: str, audio: np.ndarray,
+                                 t_trigger: float) -> None:
+        """Decode one committed buffer after the session's earlier commits (their transcripts keep commit order)."""
+        try:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            t0 = time.perf_counter()
+            try:
+                text = await self.backends.recognizer.transcribe(audio, language=self.config.language)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("commit decode failed in session %s", self.id)
+                await self.error(p.ProtocolError("asr_failed", f"speech recognition failed: {exc}",
+                                                 type="server_error"))
+                return
+            self.metrics.observe("asr_final", time.perf_counter() - t0)
+            await self._transcribed(item_id, text, t_trigger, len(audio) / ASR_SAMPLE_RATE)
+        finally:
+            self._commits_pending -= 1
+
+    def _commits_in_flight(self) -> bool:
+        return self._commit_chain is not None and not self._commit_chain.done()
 
     async def _on_input_audio_buffer_clear(self, event: p.ClearEvent) -> None:
         self._drop_speculation()
@@ -268,10 +331,34 @@ class Session:
         if self.turn is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.turn.response_id} is still in progress; cancel it first")
+        if self._queued_response is not None and not self._queued_response.done():
+            raise p.ProtocolError("conversation_already_has_active_response",
+                                  "a response is already waiting for the committed audio's transcript")
         self._check_instructions(event.response and event.response.instructions, "response.instructions")
+        if self._commits_in_flight():  # the reply must see the committed audio's transcript
+            self._queued_response = asyncio.create_task(
+                self._respond_after_commits(self._commit_chain, time.perf_counter(), event),
+                name=f"queued-response-{self.id}")
+            return
         await self._start_turn(time.perf_counter(), event.response)
 
+    async def _respond_after_commits(self, chain: asyncio.Task, t_trigger: float,
+                                     event: p.ResponseCreateEvent) -> None:
+        await asyncio.gather(chain, return_exceptions=True)
+        while self._commits_in_flight():  # commits sent before this response.create chained behind `chain`
+            await asyncio.gather(self._commit_chain, return_exceptions=True)
+        if self.turn is not None:  # the transcript started its own reply (create_response)
+            await self.error(p.ProtocolError(
+                "conversation_already_has_active_response", f"response {self.turn.response_id} is already in "
+                "progress (started by the committed audio's transcript)", event_id=event.event_id))
+            return
+        await self._start_turn(t_trigger, event.response)
+
     async def _on_response_cancel(self, event: p.ResponseCancelEvent) -> None:
+        queued = self._queued_response
+        if self.turn is None and queued is not None and not queued.done() and not event.response_id:
+            queued.cancel()  # a response.create still waiting for its transcript: it never starts
+            return
         if self.turn is None or (event.response_id and event.response_id != self.turn.response_id):
             raise p.ProtocolError("response_cancel_not_active", "Cancellation failed: there is no active response",
                                   param="response_id")

@@ -77,6 +77,7 @@ class Turn:
     metadata: dict[str, str] | None = None  # response.create's metadata, echoed in response.created/done
     input_tokens: int = 0  # the prompt's tokens (response.done usage), counted from the history's cached counts
     previous_item_id: str | None = None  # the conversation item before this reply's
+    transcript_sent: int = 0  # characters of the stripped LLM text already sent as transcript/text deltas
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -142,6 +143,7 @@ class Turn:
     async def _speak(self, sentences: asyncio.Queue[str | None]) -> None:
         timeline = Timeline(self.settings.avatar.fps, self.options.out_rate, self.settings.avatar.smoothing_ms)
         resampler: StreamResampler | None = None
+        frames: list = []  # avatar frames not yet sent: those past the audio sent so far wait for their audio
         first = True
         while (sentence := await sentences.get()) is not None:
             if first:
@@ -149,41 +151,70 @@ class Turn:
                 await self.emit(events.avatar_state("speaking", expression_for(sentence),
                                                     response_id=self.response_id, item_id=self.item_id))
             if not self.options.audio:
-                await self.emit(events.text_delta(self.response_id, self.item_id, sentence + " "))
+                await self.emit(events.text_delta(self.response_id, self.item_id, self._transcript_upto(sentence)))
                 self.spoken.append(Spoken(0, 0, sentence))
                 continue
             t_sentence = time.perf_counter()
             async for chunk in self.tts.synthesize(sentence, voice=self.options.voice, speed=self.options.speed):
                 if resampler is None or resampler.from_rate != chunk.sample_rate:
+                    if resampler is not None:  # another rate: the old stream's tail goes out first
+                        frames = await self._send_audio(resampler.flush(), frames)
                     resampler = StreamResampler(chunk.sample_rate, self.options.out_rate)
                 audio = resampler(chunk.audio)
                 start = self.samples_sent
-                frames = timeline.frames_for(chunk, start, self.options.out_rate)
+                frames += timeline.frames_for(chunk, start, self.options.out_rate)
                 self.timings.setdefault("tts_first_audio", time.perf_counter() - t_sentence)
-                await self.emit(events.audio_transcript_delta(self.response_id, self.item_id,
-                                                              (chunk.text or sentence) + " "))
-                await self._send_audio(audio, frames)
+                if delta := self._transcript_upto(sentence):  # the LLM's words, on the sentence's first chunk
+                    await self.emit(events.audio_transcript_delta(self.response_id, self.item_id, delta))
+                frames = await self._send_audio(audio, frames)
                 self.first_piece_out.set()
                 self.spoken.append(Spoken(start, self.samples_sent, chunk.text or sentence))
             self.first_piece_out.set()  # a sentence with nothing to say must not hold the LLM
+        if rest := self.text.strip()[self.transcript_sent:]:  # e.g. a last sentence with nothing to say
+            self.transcript_sent += len(rest)
+            delta = events.audio_transcript_delta if self.options.audio else events.text_delta
+            await self.emit(delta(self.response_id, self.item_id, rest))
         if self.options.audio:
-            tail = timeline.finish(self.samples_sent)
+            if resampler is not None:  # the resampler's filter delay: the reply's last samples and their frames
+                start = self.samples_sent
+                frames = await self._send_audio(resampler.flush(), frames)
+                if self.spoken and self.samples_sent > start:
+                    self.spoken[-1].end = self.samples_sent
+            tail = [*frames, *timeline.finish(self.samples_sent)]
             if tail:
                 await self._emit_frames(tail)
 
-    async def _send_audio(self, audio: np.ndarray, frames: list) -> None:
+    async def _send_audio(self, audio: np.ndarray, frames: list) -> list:
+        """Send `audio` in DELTA_MS deltas, each after the frames it covers; returns the frames still ahead."""
         step = self.options.out_rate * DELTA_MS // 1000
         for offset in range(0, len(audio), step):
             piece = audio[offset: offset + step]
-            lo, hi = self.samples_sent, self.samples_sent + len(piece)
-            covered = [f for f in frames if lo <= f.sample < hi]
+            hi = self.samples_sent + len(piece)
+            covered = [f for f in frames if f.sample < hi]
             if covered:
+                frames = [f for f in frames if f.sample >= hi]
                 await self._emit_frames(covered)
             if self.t_first_audio is None:
                 self.t_first_audio = time.perf_counter()
                 self.timings["voice_to_voice"] = self.t_first_audio - self.t_trigger
             await self.emit(events.audio_delta(self.response_id, self.item_id, self._encode(piece)))
             self.samples_sent = hi
+        return frames
+
+    def _transcript_upto(self, sentence: str) -> str:
+        """The LLM's text (as `.done` will carry it) from what was sent up to the end of `sentence`.
+
+        Why not the TTS chunk's text: that is the normalised, spoken form ("vinte e cinco reais" for "R$ 25");
+        the transcript is what the LLM wrote, so the deltas add up to the done transcript. The splitter's
+        sentences are stripped, verbatim pieces of `text`, in order.
+        """
+        text = self.text.strip()
+        at = text.find(sentence, self.transcript_sent)
+        if at < 0:
+            return ""
+        delta = text[self.transcript_sent: at + len(sentence)]
+        self.transcript_sent = at + len(sentence)
+        return delta
 
     def _encode(self, piece: np.ndarray) -> str:
         if self.options.codec == "audio/pcm":

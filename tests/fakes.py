@@ -32,12 +32,17 @@ class FakeRecognizer:
     """Answers `text_for(duration_s)`; counts loads and calls."""
 
     def __init__(self, text_for: Callable[[float], str] = lambda s: "quero saber o horário de funcionamento"):
-        self.text_for, self.loads, self.calls = text_for, 0, 0
+        self.text_for, self.loads, self.calls, self.closed = text_for, 0, 0, False
 
     def load(self) -> None:
         self.loads += 1
 
+    def close(self) -> None:
+        self.closed = True
+
     async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+        if self.closed:
+            raise RuntimeError("the recognizer is closed")
         if not np.all(np.isfinite(audio)):
             raise ValueError("audio contains NaN or inf samples")
         self.calls += 1
@@ -180,14 +185,20 @@ class FakeTTS:
 
     def __init__(self, seconds_per_word: float = 0.3, rtf: float = 0.05):
         self.seconds_per_word, self.rtf, self.loads, self.stopped = seconds_per_word, rtf, 0, 0
+        self.closed = False
 
     def load(self) -> None:
         self.loads += 1
+
+    def close(self) -> None:
+        self.closed = True
 
     def voices(self) -> list[str]:
         return ["fake_a", "fake_b"]
 
     async def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0) -> AsyncIterator[SpeechChunk]:
+        if self.closed:
+            raise RuntimeError("the synthesizer is closed")
         words = text.split()
         if not words:
             return

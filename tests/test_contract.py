@@ -123,3 +123,31 @@ async def test_end_of_turn_contract(backends):
     await asyncio.sleep(0)
     task.cancel()
     assert abs(await detector.end_probability("Vocês abrem no domingo?") - finished) < 1e-3
+
+
+def _fresh(backend):
+    """An unloaded instance of the same class (cheap: nothing is loaded), so closing it leaves the shared one alone."""
+    settings = getattr(backend, "settings", None)
+    return type(backend)(settings) if settings is not None else type(backend)()
+
+
+async def test_close_contract(backends):
+    """Every model backend has a blocking `close()` (server shutdown), safe on an unloaded instance and twice; a
+    closed recognizer or synthesizer refuses work with a RuntimeError instead of hanging on a dead worker pool."""
+    rec, tts = _fresh(backends.recognizer), _fresh(backends.tts)
+    for backend in (rec, tts):
+        backend.close()
+        backend.close()
+    with pytest.raises(RuntimeError):
+        await rec.transcribe(dev_clip("d05_jf_alpha.wav", ASR_SAMPLE_RATE), language="pt")
+    with pytest.raises(RuntimeError):
+        async for _ in tts.synthesize("Olá."):
+            pass
+
+
+async def test_backends_close_closes_every_model():
+    """Backends.close used to close only the LLM: the ASR and TTS worker threads outlived the server."""
+    fakes = fake_backends()
+    await fakes.start()
+    await fakes.close()
+    assert fakes.recognizer.closed and fakes.tts.closed

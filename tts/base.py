@@ -54,8 +54,11 @@ class PieceSynthesizer:
             self._loaded = True
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers (queued pieces are cancelled); `synthesize` refuses work until `load()` again."""
+        with self._load_lock:
+            executor, self._executor, self._loaded = self._executor, None, False
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def _load(self) -> None:
         raise NotImplementedError

@@ -95,6 +95,9 @@ class ScriptedRecognizer:
     def load(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
         self.calls.append((len(audio), partial))
         self.audios.append(np.array(audio, copy=True))

@@ -107,3 +107,66 @@ async def test_batch_finals_collects_what_queued_while_the_model_was_busy(monkey
         assert batches == [3], "three finals queued behind a busy model are decoded as one batch"
     finally:
         rec.close()
+
+
+async def test_sessions_are_served_in_turn_not_in_submit_order():
+    """One session queueing many decodes (speech at 10× real time) used to make another session's final wait
+    behind all of them (FIFO within a priority: 'b' ran 6th); now each waiting owner gets the next turn."""
+    pool = PriorityExecutor(1)
+    gate, order = threading.Event(), []
+    try:
+        started = threading.Event()
+        blocker = asyncio.ensure_future(pool.run(FINAL, lambda: (started.set(), gate.wait())))
+        await asyncio.to_thread(started.wait)
+        futures = [pool.submit(FINAL, order.append, f"a{i}", owner="a") for i in range(5)]
+        futures.append(pool.submit(FINAL, order.append, "b0", owner="b"))
+        futures.append(pool.submit(PARTIAL, order.append, "c-partial", owner="c"))
+        futures.append(pool.submit(FINAL, order.append, "b1", owner="b"))
+        assert pool.pending == 8 and pool.pending_for("a") == 5 and pool.pending_for("b") == 2
+        gate.set()
+        await asyncio.gather(blocker, *map(asyncio.wrap_future, futures))
+        assert order == ["a0", "b0", "a1", "b1", "a2", "a3", "a4", "c-partial"]
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
+async def test_the_owner_comes_from_the_calling_context():
+    from falante.fairness import set_owner
+
+    pool = PriorityExecutor(1)
+    gate, order = threading.Event(), []
+    try:
+        started = threading.Event()
+        blocker = asyncio.ensure_future(pool.run(FINAL, lambda: (started.set(), gate.wait())))
+        await asyncio.to_thread(started.wait)
+
+        async def session(name: str, jobs: int) -> None:
+            set_owner(name)  # what Session.open does; tasks created later inherit it
+            await asyncio.gather(*(pool.run(FINAL, order.append, f"{name}{i}") for i in range(jobs)))
+
+        a = asyncio.ensure_future(session("a", 3))
+        while pool.pending < 3:
+            await asyncio.sleep(0)
+        b = asyncio.ensure_future(session("b", 1))
+        while pool.pending < 4:
+            await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(blocker, a, b)
+        assert order == ["a0", "b0", "a1", "a2"]
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
+def test_long_audio_is_cut_at_pauses_into_window_sized_pieces():
+    from asr.whisper import WINDOW_SAMPLES, split_at_pauses
+
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal(75 * SR)).astype(np.float32)
+    audio[27 * SR: 27 * SR + SR // 5] = 0.0  # a pause 27 s in, within the last 5 s before the 30 s limit
+    pieces = split_at_pauses(audio)
+    assert [len(p) for p in pieces] and all(len(p) <= WINDOW_SAMPLES for p in pieces)
+    assert np.array_equal(np.concatenate(pieces), audio)
+    assert 27 * SR <= len(pieces[0]) <= 27 * SR + SR // 5  # cut inside the pause
+    assert len(split_at_pauses(audio[:SR])) == 1
