@@ -1,4 +1,4 @@
-"""A bounded thread pool that runs the most urgent job first (finals before partials).
+"""A bounded thread pool that runs the most urgent job first (drafts, then finals, then partials).
 
 Why not ThreadPoolExecutor: its queue is FIFO, so on a busy CPU a user's final transcript would wait behind other
 sessions' partials. Jobs whose caller was cancelled before they started are skipped (never run); a running job
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+DRAFT = -1  # semantic_vad's end-of-turn draft: the turn's decision waits on it, and it is the cheapest decode
 FINAL = 0
 PARTIAL = 1
 

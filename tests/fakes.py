@@ -37,7 +37,8 @@ class FakeRecognizer:
     def load(self) -> None:
         self.loads += 1
 
-    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                         draft: bool = False) -> str:
         if not np.all(np.isfinite(audio)):
             raise ValueError("audio contains NaN or inf samples")
         self.calls += 1
