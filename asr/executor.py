@@ -1,4 +1,4 @@
-"""A bounded thread pool that runs the most urgent job first (finals before partials), sessions in turn.
+"""A bounded thread pool that runs the most urgent job first (drafts, then finals, then partials), sessions in turn.
 
 Why not ThreadPoolExecutor: its queue is FIFO, so on a busy CPU a user's final transcript would wait behind other
 sessions' partials, and a session that queues many decodes (speech sent faster than real time, long commits)
@@ -23,6 +23,7 @@ from falante.fairness import current_owner
 
 T = TypeVar("T")
 
+DRAFT = -1  # semantic_vad's end-of-turn draft: the turn's decision waits on it, and it is the cheapest decode
 FINAL = 0
 PARTIAL = 1
 

@@ -13,9 +13,13 @@ Why this shape:
   end-of-turn silence (`vad.silence_ms`) completes; dropped if the user speaks again. The decode sees
   `final_tail_ms` after the speech end: the audio that has arrived, then digital silence, so a longer tail (better
   sentence ends for Whisper) never delays the launch.
-- semantic_vad (`end_of_turn` policy, asr/endpoint.py): the speculative final is also scored by the end-of-turn
-  detector, and the turn ends when the silence reaches the wait that score calls for; the VAD's own silence
-  (`vad.silence_ms`) is then only the hard cap. Without a policy (server_vad) nothing here changes.
+- semantic_vad (`end_of_turn` policy, asr/endpoint.py): at the same silence a cheap transcript is scored by the
+  end-of-turn detector — the last partial when it was decoded up to the speech end, else a draft decode (greedy, an
+  encoder window fitted to the speech, ahead of the final in the model's queue) — and the turn ends when the
+  silence reaches the wait that score calls for. The accurate final still decodes for the transcript; the VAD's own
+  silence (`vad.silence_ms`) is only the hard cap. Why not score the final itself: on 2 CPU cores its beam-8 decode
+  (with temperature fallback) takes longer than the whole wait a finished phrase deserves. Without a policy
+  (server_vad) nothing here changes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,6 +51,7 @@ from .vad import SileroVadModel, check_audio
 
 MS = ASR_SAMPLE_RATE // 1000
 IDLE_KEEP = 2 * ASR_SAMPLE_RATE  # audio kept while nobody speaks (prefix padding + VAD onset look-back)
+DRAFT_TAIL_MS = 200  # audio after the speech end that a draft decode sees (Whisper finishes the last word)
 _END = object()
 
 
@@ -69,13 +74,17 @@ class _Utterance:
     partial_gap: int = 0  # samples to wait between launches: 2 × the last decode's duration (model half idle)
     final_task: asyncio.Task | None = None  # speculative decode of the last window
     final_end: int = 0  # speech end that final_task covers
-    score_task: asyncio.Task | None = None  # semantic_vad: end-of-turn score of the speculative final
+    heard_words: list[str] = field(default_factory=list)  # the last finished partial decode's words (whole hypothesis)
+    heard_end: int = -1  # the audio end that decode saw
+    draft_task: asyncio.Task | None = None  # semantic_vad: cheap decode of the window for the end-of-turn score
+    score_task: asyncio.Task | None = None  # semantic_vad: end-of-turn score of the draft transcript
     scored_text: str = ""  # the text score_task scores
     announced: bool = False  # a SpeculativeFinal went out for the current silence
     emitted: str = ""
 
     def tasks(self) -> list[asyncio.Task]:
-        return [t for t in (*self.pieces, self.partial_task, self.final_task, self.score_task) if t is not None]
+        tasks = (*self.pieces, self.partial_task, self.final_task, self.draft_task, self.score_task)
+        return [t for t in tasks if t is not None]
 
 
 class Listener:
@@ -95,6 +104,7 @@ class Listener:
         self.max_window = int(max(settings.partial_window_s, 2.0) * ASR_SAMPLE_RATE)
         self.speculate_after = max(settings.speculative_final_ms, 32) * MS
         self.final_tail = settings.final_tail_ms * MS
+        self.draft_tail = min(DRAFT_TAIL_MS * MS, self.final_tail)
         self.end_of_turn = end_of_turn
         self._utt: _Utterance | None = None
         self._out: deque[ListenerEvent | asyncio.Task] = deque()  # tasks stand for finals not yet decoded
@@ -188,18 +198,19 @@ class Listener:
             if utt.final_task is not None:  # the user went on speaking: the speculative final is stale
                 utt.final_task.cancel()
                 utt.final_task = None
-            if utt.score_task is not None:
-                utt.score_task.cancel()
-                utt.score_task = None
+            for task in (utt.draft_task, utt.score_task):
+                if task is not None:
+                    task.cancel()
+            utt.draft_task = utt.score_task = None
             if utt.announced:  # a reply prepared on the speculative final must go
                 utt.announced = False
                 self._out.append(SpeechResumed(self.audio.end))
             self._maybe_cut(utt)
             self._maybe_partial(utt)
         elif utt.final_task is None and self.vad.silence_run >= self.speculate_after and self.vad.speech_end is not None:
-            self._launch_final(utt, self.vad.speech_end)
             if self.end_of_turn is not None and self.end_of_turn.scores:
-                utt.score_task = asyncio.ensure_future(self._score(utt, utt.final_task))
+                self._launch_draft(utt, self.vad.speech_end)  # first: the decision waits on it
+            self._launch_final(utt, self.vad.speech_end)
         self._maybe_end()
 
     def _on_vad(self, event: SpeechStarted | SpeechStopped) -> None:
@@ -219,6 +230,8 @@ class Listener:
         if utt.partial_task is not None:
             utt.partial_task.cancel()
             utt.partial_task = None
+        if utt.draft_task is not None and not utt.draft_task.done():
+            utt.draft_task.cancel()  # the turn has ended: nothing waits for its decision any more
         if utt.final_task is None or utt.final_end != event.sample:
             if utt.final_task is not None:
                 utt.final_task.cancel()
@@ -256,13 +269,33 @@ class Listener:
         utt.announced = True
         self._out.append(SpeculativeFinal(utt.scored_text, utt.final_end))
 
-    async def _score(self, utt: _Utterance, last: asyncio.Task) -> float | None:
-        """The end-of-turn score of the speculative final (the whole utterance's text)."""
+    def _launch_draft(self, utt: _Utterance, speech_end: int) -> None:
+        """semantic_vad: the cheapest transcript up to the speech end, and its score.
+
+        The last partial serves when its decode saw the speech end (nothing to decode); otherwise a draft decode of
+        the window (+ DRAFT_TAIL_MS: what arrived, then digital silence) runs ahead of the final."""
+        if utt.heard_end >= speech_end and utt.heard_words:
+            utt.score_task = asyncio.ensure_future(self._score(utt, " ".join(utt.heard_words)))
+            return
+        if utt.partial_task is not None and utt.last_partial_at >= speech_end:  # in flight, and it saw the end
+            utt.score_task = asyncio.ensure_future(self._score(utt, asyncio.shield(utt.partial_task)))
+            return
+        end = min(speech_end + self.draft_tail, self.audio.end)
+        audio = self.audio.view(utt.window_start, end)
+        missing = speech_end + self.draft_tail - end
+        if missing > 0:
+            audio = np.concatenate([audio, np.zeros(missing, dtype=np.float32)])
+        utt.draft_task = asyncio.ensure_future(self.recognizer.transcribe(audio, language=self.language, draft=True))
+        utt.score_task = asyncio.ensure_future(self._score(utt, utt.draft_task))
+
+    async def _score(self, utt: _Utterance, window: Awaitable[str] | str) -> float | None:
+        """The end-of-turn score of the draft transcript: cut pieces (their finals, else their partial text) + the
+        window's draft. Pieces are not awaited: the decision must not wait for final-quality decodes."""
         assert self.end_of_turn is not None
-        # shielded: cancelling the score (speech resumed) must not cancel decodes _finish may still await
-        texts = [await asyncio.shield(piece) for piece in utt.pieces]
-        texts.append(await asyncio.shield(last))
-        utt.scored_text = " ".join(t.strip() for t in texts if t.strip())
+        text = window if isinstance(window, str) else await window
+        pieces = [p.result() if p.done() and not p.cancelled() and p.exception() is None else ph
+                  for p, ph in zip(utt.pieces, utt.placeholders)]
+        utt.scored_text = " ".join(t.strip() for t in (*pieces, text) if t.strip())
         return await self.end_of_turn.score(utt.scored_text)
 
     # ------------------------------------------------------------------ decodes
@@ -306,6 +339,7 @@ class Listener:
         # a slow model gets idle time between partials, so a final rarely waits behind one (CPU, many sessions)
         utt.partial_gap = int(2 * (asyncio.get_running_loop().time() - utt.partial_started) * ASR_SAMPLE_RATE)
         words = task.result().split()
+        utt.heard_words, utt.heard_end = words, utt.last_partial_at
         agree = 0
         for a, b in zip(utt.previous, words):
             if _key(a) != _key(b):
@@ -337,6 +371,7 @@ class Listener:
         utt.placeholders.append(" ".join(utt.committed))
         utt.window_start = cut
         utt.previous, utt.committed = [], []
+        utt.heard_words, utt.heard_end = [], -1
         if utt.partial_task is not None:
             utt.partial_task.cancel()
             utt.partial_task = None

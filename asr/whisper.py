@@ -19,7 +19,7 @@ import numpy as np
 from falante.config import FasterWhisperSettings
 from falante.types import ASR_SAMPLE_RATE
 
-from .executor import FINAL, PARTIAL, PriorityExecutor
+from .executor import DRAFT, FINAL, PARTIAL, PriorityExecutor
 from .resolve import resolve_model
 from .vad import check_audio
 
@@ -31,6 +31,18 @@ WINDOW_SAMPLES = 30 * ASR_SAMPLE_RATE  # Whisper's context; longer audio is deco
 MAX_BATCH = 8
 FRAMES_PER_S = 100  # log-mel frames per second of audio
 MIN_PADDING_FRAMES = FRAMES_PER_S  # a shortened window still leaves >= 1 s of padding after the speech
+DRAFT_MIN_WINDOW_S = 4.0  # a draft's encoder window: the speech + 1 s of padding, at least this
+_window = threading.local()  # a decode's own encoder window (drafts), read by the model's encode on that thread
+
+
+def draft_window_frames(samples: int, window_s: float) -> int:
+    """Encoder frames of a draft decode: the speech + 1 s of padding (>= DRAFT_MIN_WINDOW_S), within `window_s`.
+
+    Why: on CPU the encoder is most of a decode and its cost follows the window (asr.encoder_window_s), not the
+    speech; a draft only has to be good enough to score how finished the phrase sounds.
+    """
+    speech_s = samples / ASR_SAMPLE_RATE
+    return round(min(window_s, max(DRAFT_MIN_WINDOW_S, speech_s + 1.0 + 0.05)) * FRAMES_PER_S)
 
 
 def shorten_padding(features: np.ndarray, window_frames: int) -> np.ndarray:
@@ -59,7 +71,7 @@ def _whisper_model_class():
         window_frames = 30 * FRAMES_PER_S
 
         def encode(self, features: np.ndarray):
-            return super().encode(shorten_padding(features, self.window_frames))
+            return super().encode(shorten_padding(features, getattr(_window, "frames", None) or self.window_frames))
 
     return WindowedWhisperModel
 
@@ -157,14 +169,21 @@ class FasterWhisperRecognizer:
         return self.model is not None
 
     # ------------------------------------------------------------------ API
-    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
-        """Text of 16 kHz float32 mono `audio` ("" for silence or < 100 ms). Raises ValueError on NaN/inf/bad shape."""
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                         draft: bool = False) -> str:
+        """Text of 16 kHz float32 mono `audio` ("" for silence or < 100 ms). Raises ValueError on NaN/inf/bad shape.
+
+        `draft`: semantic_vad's end-of-turn draft — decoded like a partial (greedy, no fallback) with an encoder
+        window fitted to the speech, ahead of every final and partial waiting for the model."""
         if self._executor is None:
             raise RuntimeError("FasterWhisperRecognizer.load() was not called")
         clean = prepare(audio)
         if clean is None:
             return ""
         lang = language or self.settings.language
+        if draft and clean.size <= WINDOW_SAMPLES:
+            frames = draft_window_frames(clean.size, self.settings.encoder_window_s)
+            return await self._executor.run(DRAFT, self._decode, clean, lang, True, frames)
         if self.settings.batch_finals and not partial and clean.size <= WINDOW_SAMPLES:
             return await self._batched(clean, lang)
         if partial or clean.size <= WINDOW_SAMPLES:
@@ -175,7 +194,14 @@ class FasterWhisperRecognizer:
         return _join(texts)
 
     # ------------------------------------------------------------------ worker side
-    def _decode(self, audio: np.ndarray, language: str, partial: bool) -> str:
+    def _decode(self, audio: np.ndarray, language: str, partial: bool, window_frames: int | None = None) -> str:
+        _window.frames = window_frames  # None: the configured window
+        try:
+            return self._decode_window(audio, language, partial)
+        finally:
+            _window.frames = None
+
+    def _decode_window(self, audio: np.ndarray, language: str, partial: bool) -> str:
         long = audio.size > WINDOW_SAMPLES
         # partials are drafts: no temperature fallback (it re-decodes up to 5× on accented speech: 1 s → 5 s) and a
         # token cap against repetition loops; finals keep the fallback steps configured

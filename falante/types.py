@@ -79,8 +79,12 @@ class SpeechRecognizer(Protocol):
         """Blocking; stop the workers after queued jobs and free the model (server shutdown, called in a thread)."""
         ...
 
-    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
-        """Transcribe 16 kHz float32 mono audio. Runs the model off the event loop; cancellation-safe."""
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                         draft: bool = False) -> str:
+        """Transcribe 16 kHz float32 mono audio. Runs the model off the event loop; cancellation-safe.
+
+        `partial`: a cheap draft while the user speaks; `draft`: the cheapest one, ahead of everything queued, for
+        semantic_vad's end-of-turn decision."""
         ...
 
 

@@ -8,6 +8,7 @@ order, then passes through) or dropped with the Turn (nothing was ever sent, the
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,4 +47,10 @@ class Speculation:
     gate: Gate
 
     def matches(self, text: str, end_sample: int) -> bool:
-        return self.end_sample == end_sample and self.text.strip() == text.strip()
+        """The final says the same words about the same speech. Case and punctuation may differ: the speculative
+        text is a greedy draft (asr/listener.py), the final a beam search, and they often differ only there."""
+        return self.end_sample == end_sample and _words(self.text) == _words(text)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())

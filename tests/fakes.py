@@ -40,7 +40,8 @@ class FakeRecognizer:
     def close(self) -> None:
         self.closed = True
 
-    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                         draft: bool = False) -> str:
         if self.closed:
             raise RuntimeError("the recognizer is closed")
         if not np.all(np.isfinite(audio)):

@@ -87,6 +87,7 @@ class ScriptedRecognizer:
         self.text_for = text_for or (lambda seconds, partial: f"fala de {seconds:.1f} segundos")
         self.delay = delay
         self.calls: list[tuple[int, bool]] = []  # (samples, partial)
+        self.drafts: list[int] = []  # samples of each draft decode (semantic_vad's end-of-turn transcript)
         self.audios: list[np.ndarray] = []  # what each call decoded
         self.cancelled = 0
         self.gate: asyncio.Event | None = None
@@ -98,8 +99,11 @@ class ScriptedRecognizer:
     def close(self) -> None:
         pass
 
-    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False) -> str:
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                         draft: bool = False) -> str:
         self.calls.append((len(audio), partial))
+        if draft:
+            self.drafts.append(len(audio))
         self.audios.append(np.array(audio, copy=True))
         self.started.set()
         try:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import asr.whisper as whisper_module
-from asr.whisper import shorten_padding
+from asr.whisper import draft_window_frames, shorten_padding
 from tests.asr.helpers import SR, clip, concat
 
 
@@ -40,6 +40,13 @@ def test_full_window_setting_changes_nothing():
     assert shorten_padding(features, 3000) is features
 
 
+def test_a_draft_window_fits_the_speech_within_the_configured_window():
+    assert draft_window_frames(1 * SR, 20.0) == 400  # at least 4 s
+    assert draft_window_frames(5 * SR, 20.0) == 605  # speech + 1 s of padding (+ a frame of rounding margin)
+    assert draft_window_frames(25 * SR, 20.0) == 2000  # never past the configured window
+    assert shorten_padding(padded(500), draft_window_frames(5 * SR, 20.0)).shape == (80, 605)
+
+
 @pytest.mark.model
 async def test_the_shared_model_encodes_the_configured_window(whisper, monkeypatch):
     seen = []
@@ -55,4 +62,5 @@ async def test_the_shared_model_encodes_the_configured_window(whisper, monkeypat
     long = concat([clip("d27_jf_alpha.wav")] * 2)
     assert 20 * SR < long.size < 30 * SR
     await whisper.transcribe(long)
-    assert seen == [2000, 3000]
+    await whisper.transcribe(clip("d14_jm_kumo.wav"), draft=True)  # a draft: the speech + 1 s
+    assert seen[:2] == [2000, 3000] and 400 <= seen[2] < 2000

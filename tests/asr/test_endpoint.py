@@ -23,8 +23,8 @@ MEDIUM = TurnSettings().medium
 
 
 def by_length(seconds: float, partial: bool) -> str:
-    """The speculative final of part A alone is short (< 2.5 s with padding and tail); the whole one is long."""
-    return PART_A if seconds < 2.5 else WHOLE
+    """The speculative final of part A alone is short (< 2 s with padding and tail); the whole one is long."""
+    return PART_A if seconds < 2.0 else WHOLE
 
 
 def make(recognizer, policy: EndOfTurnPolicy | None) -> Listener:
@@ -115,3 +115,37 @@ async def test_without_detector_semantic_vad_is_timing_only():
     [stopped] = stops(await run(EndOfTurnPolicy(MEDIUM, None), audio))
     assert stopped.decision == "timing" and stopped.score is None
     assert MEDIUM.timing_ms <= stopped.waited_ms < MEDIUM.timing_ms + 100
+
+
+class SlowFinals(ScriptedRecognizer):
+    """Drafts answer at once; finals (beam search on a slow CPU) wait until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda seconds, partial: "Vocês abrem no domingo?" if partial else "Vocês abrem no domingo.")
+        self.release = asyncio.Event()
+
+    async def transcribe(self, audio, *, language=None, partial=False, draft=False):
+        if not (partial or draft):
+            await self.release.wait()
+        return await super().transcribe(audio, language=language, partial=partial or draft, draft=draft)
+
+
+async def test_decision_scores_a_draft_and_does_not_wait_for_the_final():
+    """The turn ends on the draft's score while the accurate final is still decoding; the transcript is the final's.
+    (Before: the decision waited for the final's decode, so on 2 CPU cores turns ended at the hard cap.)"""
+    recognizer, detector = SlowFinals(), FakeEndOfTurn()
+    listener = make(recognizer, EndOfTurnPolicy(MEDIUM, detector))
+    audio = concat([silence(0.5), tone(1.6), silence(1.0)])
+    events = []
+    async for ev in listener.events(stepped(audio)):
+        events.append(ev)
+        if isinstance(ev, SpeechStopped):
+            assert not recognizer.release.is_set()  # decided with the final's decode still held
+            recognizer.release.set()
+    [stopped] = stops(events)
+    assert stopped.decision == "complete" and stopped.score == 0.9
+    assert MEDIUM.complete_ms <= stopped.waited_ms < MEDIUM.complete_ms + 100
+    assert detector.texts == ["Vocês abrem no domingo?"]  # the draft was scored
+    assert len(recognizer.drafts) == 1 and recognizer.drafts[0] < recognizer.calls[-1][0]  # shorter tail than the final
+    final = events[-1]
+    assert isinstance(final, Transcript) and final.final and final.text == "Vocês abrem no domingo."

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from asr.executor import FINAL, PARTIAL, PriorityExecutor
+from asr.executor import DRAFT, FINAL, PARTIAL, PriorityExecutor
 from asr.whisper import FasterWhisperRecognizer, prepare
 from falante.config import FasterWhisperSettings
 from tests.asr.helpers import SR, tone
@@ -35,7 +35,7 @@ async def test_transcribe_before_load_is_a_clear_error():
         await FasterWhisperRecognizer().transcribe(tone(1.0))
 
 
-async def test_finals_jump_ahead_of_partials_and_cancelled_jobs_never_run():
+async def test_drafts_then_finals_jump_ahead_of_partials_and_cancelled_jobs_never_run():
     pool = PriorityExecutor(1)
     gate, order = threading.Event(), []
     try:
@@ -45,13 +45,14 @@ async def test_finals_jump_ahead_of_partials_and_cancelled_jobs_never_run():
         partial = asyncio.ensure_future(pool.run(PARTIAL, order.append, "partial"))
         dropped = asyncio.ensure_future(pool.run(PARTIAL, order.append, "dropped"))
         final = asyncio.ensure_future(pool.run(FINAL, order.append, "final"))
-        await asyncio.sleep(0)  # let the three submit
+        draft = asyncio.ensure_future(pool.run(DRAFT, order.append, "draft"))  # semantic_vad's decision waits on it
+        await asyncio.sleep(0)  # let the four submit
         dropped.cancel()
         with pytest.raises(asyncio.CancelledError):
             await dropped
         gate.set()
-        await asyncio.gather(blocker_task, partial, final)
-        assert order == ["final", "partial"]
+        await asyncio.gather(blocker_task, partial, final, draft)
+        assert order == ["draft", "final", "partial"]
     finally:
         pool.shutdown()
 

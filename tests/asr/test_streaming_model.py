@@ -32,10 +32,10 @@ class LaunchRecorder:
     def __init__(self, recognizer) -> None:
         self.recognizer, self.listener, self.final_launches = recognizer, None, []
 
-    async def transcribe(self, audio, *, language=None, partial=False):
-        if not partial:
+    async def transcribe(self, audio, *, language=None, partial=False, draft=False):
+        if not partial and not draft:
             self.final_launches.append(self.listener.audio.end)
-        return await self.recognizer.transcribe(audio, language=language, partial=partial)
+        return await self.recognizer.transcribe(audio, language=language, partial=partial, draft=draft)
 
 
 async def test_real_time_partials_then_a_prompt_final(whisper, silero_vad):

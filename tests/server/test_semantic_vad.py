@@ -167,3 +167,14 @@ async def test_speculative_reply_dropped_when_speech_resumes_leaves_no_trace(fak
     history = [(m.role, m.content) for m in llm.requests[-1] if m.role != "system"]
     assert history == [("user", whole), ("assistant", "Sinto muito, posso ajudar."), ("user", "E agora?")]
     assert len(llm.requests) == 3  # dropped speculation, the confirmed (speculative, promoted) reply, the typed turn
+
+
+def test_speculative_text_matches_a_final_that_differs_only_in_case_and_punctuation():
+    """The speculative text is a greedy draft, the final a beam search: 'domingo.' vs 'Domingo?' is the same phrase (the
+    held reply is kept), other words are not (it goes), and neither is another speech end."""
+    from server.speculation import Speculation
+
+    spec = Speculation("Vocês abrem no domingo.", 48_000, turn=None, gate=None)  # type: ignore[arg-type]
+    assert spec.matches("vocês abrem no Domingo?", 48_000)
+    assert not spec.matches("Vocês abrem no domingo?", 48_320)
+    assert not spec.matches("Vocês abrem aos domingos?", 48_000)
