@@ -34,6 +34,9 @@ class ServerSettings(Section):
     auth_token: str | None = None  # bearer token; required when host is not loopback unless allow_no_auth
     allow_no_auth: bool = False
     ui: bool = True  # mount the Gradio chat at /chat and the kiosk at /kiosk
+    # SIGTERM drain: the longest the running replies may take to finish before sessions close with 1012 (a k8s
+    # terminationGracePeriodSeconds must exceed it plus uvicorn's 5 s and the preStop; docs/deploy.md)
+    drain_grace_s: float = Field(20.0, ge=0.0, le=3600.0)
 
 
 class LimitSettings(Section):

@@ -104,7 +104,10 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
     await emit({"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item})
     session.finish_turn(turn, keep_history)
     details: dict[str, Any] | None = None
-    if status == "cancelled":
+    if status == "cancelled" and turn.cancel_reason == "server_shutdown":  # cut by a drain, not by anyone's choice
+        status = "incomplete"
+        details = {"type": "incomplete", "reason": None}
+    elif status == "cancelled":
         details = {"type": "cancelled", "reason": CANCEL_REASONS.get(getattr(turn, "cancel_reason", ""),
                                                                     "client_cancelled")}
     elif status == "failed":

@@ -77,6 +77,7 @@ class Session:
         self._partial_sent = ""  # partial transcript text already sent as deltas
         self._end_of_turn: dict[str, Any] | None = None  # how the last user turn ended (falante.response.metrics)
         self._speculation: Speculation | None = None  # a reply held back until the turn's final confirms it
+        self.closing = False  # the server drains (server/drain.py): no new reply starts in this session
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -89,6 +90,20 @@ class Session:
         if self._listener_task:
             self._listener_task.cancel()
             await asyncio.gather(self._listener_task, return_exceptions=True)
+
+    async def wait_idle(self, remaining: Callable[[], float]) -> None:
+        """Until no reply is running (a drain lets the current one finish) or `remaining()` seconds run out."""
+        while self.turn is not None and (runner := self._turn_runner) is not None and not runner.done():
+            left = remaining()
+            if left <= 0:
+                return
+            await asyncio.wait({runner}, timeout=left)
+
+    async def drain_close(self) -> None:
+        """The drain closes this session: a reply still running is cut and ends with response.done (incomplete)."""
+        self.closing = True
+        self._drop_speculation()
+        await self._interrupt("server_shutdown")
 
     async def emit(self, event: dict[str, Any]) -> None:
         if event["type"] == "error":
@@ -250,6 +265,9 @@ class Session:
         if self.turn is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.turn.response_id} is still in progress; cancel it first")
+        if self.closing:
+            raise p.ProtocolError("server_restarting", "the server is restarting and starts no new response; "
+                                  "reconnect to continue", type="server_error")
         self._check_instructions(event.response and event.response.instructions, "response.instructions")
         await self._start_turn(time.perf_counter(), event.response)
 
@@ -350,7 +368,7 @@ class Session:
         text = text.strip()
         spec, self._speculation = self._speculation, None
         if spec is not None and not (spec.matches(text, end_sample) and self.config.create_response
-                                     and self.turn is None):
+                                     and self.turn is None and not self.closing):
             spec.turn.cancel()  # the final differs (or a reply is already running): the held reply goes
             spec = None
         await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
@@ -358,7 +376,7 @@ class Session:
         if not text:
             return  # noise or a cough: nothing to answer
         self.conversation.add_user(text, item_id)
-        if self.config.create_response and self.turn is None:
+        if self.config.create_response and self.turn is None and not self.closing:
             if spec is not None:
                 self._promote(spec, t_trigger)
             else:
@@ -400,7 +418,7 @@ class Session:
     def _speculate(self, ev: SpeculativeFinal) -> None:
         """semantic_vad scored the speculative final as finished: start the reply (LLM, first TTS piece), held."""
         self._drop_speculation()
-        if not ev.text.strip() or not self.config.create_response or self.turn is not None:
+        if not ev.text.strip() or not self.config.create_response or self.turn is not None or self.closing:
             return
         gate = Gate(self.emit)
         messages = [*self.conversation.messages(), ChatMessage("user", ev.text.strip())]
