@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm.errors import LLMError
 from llm.language import is_portuguese, score_language
+from server.turn import llm_failed_event
 
 if TYPE_CHECKING:
     from server.session import Session
@@ -66,10 +67,8 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
         if current is not None and current.cancelling():  # the session itself is closing
             turn.cancel()
             raise
-    except LLMError as exc:
-        await emit({"type": "error", "error": {"type": "server_error", "code": "llm_failed",
-                                               "message": f"the language model failed: {exc}", "param": None,
-                                               "event_id": None}})
+    except LLMError as exc:  # chat.error_reply is empty (else the turn said it and sent the error itself)
+        await emit(llm_failed_event(exc))
     except Exception as exc:  # a backend bug ends this response, never the session
         log.exception("response %s failed", turn.response_id)
         turn.status = "failed"
