@@ -135,7 +135,7 @@ async def test_a_tier_that_stays_down_is_an_apology_in_the_reply_and_an_error_ev
     backends = Backends(recognizer=base.recognizer, llm=model, tts=base.tts, make_listener=base.make_listener,
                         loaders=base.loaders, end_of_turn=base.end_of_turn)
     settings = fast_settings()
-    async with fake_server(backends, settings) as (url, app), client_for(url) as c:
+    async with fake_server(backends, settings) as (url, _app), client_for(url) as c:
         await c.send({"type": "conversation.item.create", "item": {
             "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Oi"}]}})
         await c.send({"type": "response.create"})
