@@ -36,7 +36,7 @@ def tool(name: str) -> str:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def manifests() -> dict[tuple[str, str], dict]:
