@@ -262,12 +262,12 @@ class Session:
         await self.emit({"type": "conversation.item.deleted", "item_id": event.item_id})
 
     async def _on_response_create(self, event: p.ResponseCreateEvent) -> None:
-        if self.turn is not None:
-            raise p.ProtocolError("conversation_already_has_active_response",
-                                  f"response {self.turn.response_id} is still in progress; cancel it first")
         if self.closing:
             raise p.ProtocolError("server_restarting", "the server is restarting and starts no new response; "
                                   "reconnect to continue", type="server_error")
+        if self.turn is not None:
+            raise p.ProtocolError("conversation_already_has_active_response",
+                                  f"response {self.turn.response_id} is still in progress; cancel it first")
         self._check_instructions(event.response and event.response.instructions, "response.instructions")
         await self._start_turn(time.perf_counter(), event.response)
 
