@@ -35,6 +35,7 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 START_TIMEOUT_S = 300.0  # vLLM on 2 shared cores: ~1-2 min; falante loads Whisper + Kokoro in ~10 s
+REPLY_TIMEOUT_S = 600.0  # a generous bound, not a latency check: a loaded 2-core machine decodes ~1 token/s
 
 
 def free_port() -> int:
@@ -94,21 +95,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     logs = tmp_path_factory.mktemp("cluster")
     procs: list[Proc] = []
     try:
-        vllm_port = free_port()
-        vllm = Proc("vllm", [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-                             "--model", resolve_hf("bundled:qwen2.5-0.5b-instruct"), "--served-model-name", "qwen",
-                             "--host", "127.0.0.1", "--port", str(vllm_port), "--max-model-len", "2048",
-                             "--max-num-seqs", "8", "--enable-prefix-caching", "--enforce-eager"],
-                    logs, cpu_environment(VllmSettings()))
-        procs.append(vllm)
+        # FALANTE_TEST_VLLM_URL: an already running vLLM OpenAI server (serving "qwen") to iterate without its start-up
+        llm_url = os.environ.get("FALANTE_TEST_VLLM_URL")
+        if not llm_url:
+            vllm_port = free_port()
+            llm_url = f"http://127.0.0.1:{vllm_port}/v1"
+            vllm = Proc("vllm", [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+                                 "--model", resolve_hf("bundled:qwen2.5-0.5b-instruct"), "--served-model-name", "qwen",
+                                 "--host", "127.0.0.1", "--port", str(vllm_port), "--max-model-len", "2048",
+                                 "--max-num-seqs", "8", "--enable-prefix-caching", "--enforce-eager"],
+                        logs, cpu_environment(VllmSettings()))
+            procs.append(vllm)
+            vllm.ready(f"{llm_url}/models")
         nodes = {}
         for name in ("falante1", "falante2"):
             port = free_port()
-            env = {"FALANTE_LLM__KIND": "openai", "FALANTE_LLM__BASE_URL": f"http://127.0.0.1:{vllm_port}/v1",
-                   "FALANTE_LLM__MODEL": "qwen", "FALANTE_LLM__FIRST_TOKEN_TIMEOUT_S": "60",
-                   "FALANTE_CHAT__MAX_TOKENS": "32", "FALANTE_CHAT__TEMPERATURE": "0",
-                   "FALANTE_SERVER__DRAIN_GRACE_S": "120", "FALANTE_ASR__CPU_THREADS": "1", "FALANTE_TTS__THREADS": "1"}
-            vllm.ready(f"http://127.0.0.1:{vllm_port}/v1/models") if name == "falante1" else None
+            env = {"FALANTE_LLM__KIND": "openai", "FALANTE_LLM__BASE_URL": llm_url, "FALANTE_LLM__MODEL": "qwen",
+                   "FALANTE_LLM__FIRST_TOKEN_TIMEOUT_S": "120", "FALANTE_LLM__TIMEOUT_S": "120",
+                   "FALANTE_CHAT__MAX_TOKENS": "12", "FALANTE_CHAT__TEMPERATURE": "0",
+                   "FALANTE_SERVER__DRAIN_GRACE_S": "600", "FALANTE_ASR__CPU_THREADS": "1",
+                   "FALANTE_TTS__KIND": "kokoro", "FALANTE_TTS__THREADS": "1"}
             proc = Proc(name, [sys.executable, "-m", "falante.cli", "serve", "--no-ui", "--host", "127.0.0.1",
                                "--port", str(port)], logs, env)
             procs.append(proc)
@@ -119,7 +125,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         cfg = (ROOT / "deploy" / "haproxy.cfg").read_text()
         cfg = re.sub(r"(?m)^resolvers docker\n(    .*\n)+", "", cfg).replace(" resolvers docker", "")
         cfg = cfg.replace("bind :8080", f"bind 127.0.0.1:{proxy_port}").replace("bind :8404", f"bind 127.0.0.1:{stats_port}")
-        cfg = cfg.replace("inter 1s", "inter 300ms")  # the test's clock: the drain is noticed within ~0.3 s
+        cfg = cfg.replace("inter 1s", "inter 500ms")
         for name, (_, host) in nodes.items():
             cfg = cfg.replace(f"{name}:8000", host)
         (logs / "haproxy.cfg").write_text(cfg)
@@ -149,7 +155,7 @@ async def spoken_reply(client: Client, text: str) -> dict:
     """One text turn answered in voice: the response.done, after audio deltas."""
     start = len(client.events)
     await ask(client, text)
-    done = await client.until("response.done", timeout=240)
+    done = await client.until("response.done", timeout=REPLY_TIMEOUT_S)
     assert done["response"]["status"] == "completed", done
     assert any(e["type"] == "response.output_audio.delta" for e in client.events[start:])
     return done
@@ -158,10 +164,11 @@ async def spoken_reply(client: Client, text: str) -> dict:
 async def close_code(client: Client) -> int:
     with pytest.raises(websockets.ConnectionClosed) as closed:
         while True:
-            await client.recv(timeout=240)
+            await client.recv(timeout=REPLY_TIMEOUT_S)
     return closed.value.rcvd.code if closed.value.rcvd else -1
 
 
+@pytest.mark.timeout(1800)
 async def test_sessions_spread_drain_on_sigterm_and_reconnect_to_the_survivor(cluster):
     url = cluster["proxy"]
     sessions = [await open_session(url) for _ in range(6)]
@@ -176,9 +183,13 @@ async def test_sessions_spread_drain_on_sigterm_and_reconnect_to_the_survivor(cl
     survivors = [c for c, node in sessions if node != victim]
     busy = on_victim[0]
     await ask(busy, "Conte uma curiosidade sobre o Brasil.")
-    await busy.until("response.created", timeout=60)
+    await busy.until("response.created", timeout=REPLY_TIMEOUT_S)
     proc.proc.send_signal(signal.SIGTERM)
-    status, body = await asyncio.to_thread(http_get, f"http://{host}/readyz")  # the reply still runs: alive
+    for _ in range(100):  # the signal is handled on the victim's loop a moment later; its reply keeps it alive
+        status, body = await asyncio.to_thread(http_get, f"http://{host}/readyz")
+        if status != 200:
+            break
+        await asyncio.sleep(0.05)
     assert (status, json.loads(body)["status"]) == (503, "draining")
     codes = await asyncio.gather(*(close_code(c) for c in on_victim))
     assert codes == [1012] * len(on_victim)
