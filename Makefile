@@ -23,3 +23,6 @@ bench:  ## every benchmark, one after the other (~45 min on 2 cores); figures la
 		--json docs/bench/eval_llm.json
 	.venv/bin/python scripts/bench_llm.py --backend vllm --sessions 1 2 4 --json docs/bench/llm_vllm.json
 	.venv/bin/python scripts/bench_llm.py --backend llama-cpp --sessions 1 2 4 --json docs/bench/llm_llamacpp.json
+	.venv/bin/python scripts/bench_load.py --llm llama-cpp --sessions 1 2 4 6 8 --turns 4 --out docs/bench/load_llamacpp.json
+	.venv/bin/python scripts/bench_load.py --llm vllm --sessions 1 2 4 6 8 --turns 4 --out docs/bench/load_vllm.json
+	.venv/bin/python scripts/bench_load.py --plot docs/bench/load.png docs/bench/load_llamacpp.json docs/bench/load_vllm.json

@@ -25,10 +25,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from server.app import ConfigError, create_app
-    from server.run import uvicorn_config
+    from server.run import make_server, uvicorn_config
 
     settings = _settings(args)
     try:
@@ -39,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = settings.server.host, settings.server.port
     print(f"falante {__version__}: loading models, then serving ws://{host}:{port}/v1/realtime, "
           f"chat http://{host}:{port}/chat/, kiosk http://{host}:{port}/kiosk", flush=True)
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    make_server(app, uvicorn_config(app, settings)).run()
     return 0
 
 

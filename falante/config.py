@@ -39,6 +39,9 @@ class ServerSettings(Section):
     allowed_hosts: list[str] = []
     # Browser origins (scheme://host[:port]) allowed to open the websocket besides the page's own origin.
     allowed_origins: list[str] = []
+    # SIGTERM drain: the longest the running replies may take to finish before sessions close with 1012 (a k8s
+    # terminationGracePeriodSeconds must exceed it plus uvicorn's 5 s and the preStop; docs/deploy.md)
+    drain_grace_s: float = Field(20.0, ge=0.0, le=3600.0)
 
 
 class LimitSettings(Section):
@@ -126,7 +129,15 @@ class OpenAISettings(Section):
     base_url: str = "http://127.0.0.1:8001/v1"
     api_key: str = "EMPTY"
     model: str = ""
-    timeout_s: float = 30.0
+    # A shared vLLM tier (docs/deploy.md): each attempt gets `first_token_timeout_s` from the request to its first
+    # token (a queued or dead replica), `timeout_s` between two streamed chunks; a failed attempt (connection, 5xx,
+    # 429, first-token timeout) is retried `retries` times, only before the first token (a streamed reply is never
+    # replayed), `retry_backoff_s` doubling; after that the turn speaks `chat.error_reply` and sends `llm_failed`.
+    timeout_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float = Field(3.0, gt=0)
+    first_token_timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff_s: float = Field(0.2, ge=0)
 
 
 class ChatSettings(Section):
@@ -143,6 +154,9 @@ class ChatSettings(Section):
     # once the first piece is queued, the LLM is not read until its audio is out: on a shared CPU a llama.cpp LLM
     # then pauses (backpressure) and Kokoro gets the cores for the first audio; vLLM keeps generating regardless
     llm_waits_for_first_audio: bool = True
+    # said when the LLM fails (a remote tier down after its retries, an engine error): the caller hears why the avatar
+    # stopped instead of silence; the client also gets an `error` (llm_failed). Empty: say nothing.
+    error_reply: str = "Desculpe, estou com um problema técnico e não consegui responder agora. Pode repetir daqui a pouco?"
 
 
 class KokoroSettings(Section):

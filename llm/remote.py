@@ -1,12 +1,17 @@
 """OpenAI-compatible remote backend: streaming chat completions from a vLLM server (or a cluster behind a proxy).
 
-The path for users who outgrow one machine. Network failures, timeouts and 5xx become `LLMError` with a clear
-message; cancelling the consumer closes the HTTP stream, which makes vLLM's server abort the request.
+The scale-out path for the LLM (docs/deploy.md): many falante nodes share one vLLM deployment. Each attempt has a
+connect timeout, a deadline for its first token and a read timeout between chunks; an attempt that fails before
+its first token (connection refused, 5xx, 429, deadline) is retried on a fresh request (a proxy may route it to
+another replica), never one that already streamed text: the caller has spoken it. What still fails becomes
+`LLMError` with a clear message; cancelling the consumer closes the HTTP stream, which makes vLLM abort the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -14,6 +19,16 @@ from falante.config import OpenAISettings
 from falante.types import ChatMessage
 from llm.errors import LLMError
 from llm.prompting import as_dicts
+
+log = logging.getLogger("falante.llm.remote")
+
+
+class _Retryable(Exception):
+    """An attempt failed before its first token in a way another attempt may not (the LLMError it would be)."""
+
+    def __init__(self, error: LLMError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class OpenAICompatLanguageModel:
@@ -23,17 +38,20 @@ class OpenAICompatLanguageModel:
         self.settings = settings
         self.model = settings.model
         self._client: Any = None
+        self.attempts = 0  # requests sent by complete() (retries included), for metrics and tests
 
     async def start(self) -> None:
         if self._client is not None:
             return
         try:
+            import httpx
             import openai
         except ImportError as exc:
             raise LLMError("the openai package is not installed: pip install 'falante[remote]'",
                            code="llm_start_failed") from exc
         s = self.settings
-        client = openai.AsyncOpenAI(base_url=s.base_url, api_key=s.api_key, timeout=s.timeout_s, max_retries=0)
+        timeout = httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s)
+        client = openai.AsyncOpenAI(base_url=s.base_url, api_key=s.api_key, timeout=timeout, max_retries=0)
         try:
             models = [m.id async for m in client.models.list()]
         except openai.OpenAIError as exc:
@@ -60,32 +78,89 @@ class OpenAICompatLanguageModel:
         self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7
     ) -> AsyncIterator[str]:
         """Stream text deltas; closing or cancelling the iterator closes the HTTP stream."""
-        import openai
-
         if self._client is None:
             raise LLMError("the remote LLM client is not started: await start() first", code="llm_not_started")
-        chat = as_dicts(messages)
+        s = self.settings
+        request = {"model": self.model, "messages": as_dicts(messages), "max_tokens": max_tokens,
+                   "temperature": temperature, "stream": True}
+        for attempt in range(s.retries + 1):
+            try:
+                async with contextlib.aclosing(self._attempt(request)) as deltas:  # closed at once on cancel
+                    async for delta in deltas:
+                        yield delta
+                return
+            except _Retryable as failed:
+                if attempt == s.retries:
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
+                    raise LLMError(f"{failed.error}{tries}", code=failed.error.code) from failed.error.__cause__
+                log.warning("remote LLM attempt %d failed before its first token (%s); retrying", attempt + 1,
+                            failed.error)
+                await asyncio.sleep(s.retry_backoff_s * 2 ** attempt)
+
+    async def _attempt(self, request: dict[str, Any]) -> AsyncIterator[str]:
+        """One request. Failures before the first token raise `_Retryable`, after it `LLMError`."""
+        import openai
+
+        url = self.settings.base_url
+        self.attempts += 1
         stream = None
+        streamed = False
         try:
-            stream = await self._client.chat.completions.create(
-                model=self.model, messages=chat, max_tokens=max_tokens, temperature=temperature, stream=True
-            )
-            finished = False
-            async for chunk in stream:
+            try:
+                async with asyncio.timeout(self.settings.first_token_timeout_s):
+                    stream = await self._client.chat.completions.create(**request)
+                    chunks = aiter(stream)
+                    first, finished = await _first_content(chunks)
+            except TimeoutError:
+                raise _Retryable(LLMError(f"remote LLM {url} gave no token within "
+                                          f"{self.settings.first_token_timeout_s:g} s (llm.first_token_timeout_s)",
+                                          code="llm_timeout")) from None
+            if first:
+                streamed = True
+                yield first
+            while not finished:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
                 if chunk.choices:
                     choice = chunk.choices[0]
-                    finished = finished or choice.finish_reason is not None
+                    finished = choice.finish_reason is not None
                     if choice.delta.content:
+                        streamed = True
                         yield choice.delta.content
             if not finished:  # the connection closed cleanly but the reply was cut (server or proxy died)
-                raise LLMError(f"remote LLM {self.settings.base_url} closed the stream before the reply finished",
-                               code="llm_unavailable")
+                error = LLMError(f"remote LLM {url} closed the stream before the reply finished", code="llm_unavailable")
+                if not streamed:
+                    raise _Retryable(error)
+                raise error
         except openai.OpenAIError as exc:
-            raise LLMError(f"remote LLM {self.settings.base_url} failed: {_describe(exc)}",
-                           code=_code(exc)) from exc
+            error = LLMError(f"remote LLM {url} failed: {_describe(exc)}", code=_code(exc))
+            error.__cause__ = exc
+            if not streamed and _retryable(exc):
+                raise _Retryable(error) from exc
+            raise error from exc
         finally:
             if stream is not None:
                 await asyncio.shield(stream.close())  # runs on cancel too: the server sees the disconnect
+
+
+async def _first_content(chunks: AsyncIterator[Any]) -> tuple[str, bool]:
+    """Read up to the first text delta: (text, finished); ("", False) if the stream ended without one."""
+    async for chunk in chunks:
+        if chunk.choices:
+            choice = chunk.choices[0]
+            if choice.delta.content or choice.finish_reason is not None:
+                return choice.delta.content or "", choice.finish_reason is not None
+    return "", False
+
+
+def _retryable(exc: Exception) -> bool:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500 or exc.status_code == 429  # a 4xx request error fails the same way again
+    return isinstance(exc, openai.APIConnectionError)  # includes APITimeoutError
 
 
 def _describe(exc: Exception) -> str:

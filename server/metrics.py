@@ -16,7 +16,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.active_sessions = Gauge("falante_active_sessions", "Open websocket sessions", registry=self.registry)
-        self.sessions_refused = Counter("falante_sessions_refused", "Connections refused (limit or auth)",
+        self.max_sessions = Gauge("falante_max_sessions", "Admission limit (limits.max_sessions)",
+                                  registry=self.registry)
+        self.draining = Gauge("falante_draining", "1 while the server drains (SIGTERM): no new sessions",
+                              registry=self.registry)
+        self.sessions_refused = Counter("falante_sessions_refused", "Connections refused (full, draining or auth)",
                                         ["reason"], registry=self.registry)
         self.stage_latency = Histogram("falante_stage_latency_seconds", "Per-stage latency of a turn", ["stage"],
                                        buckets=LATENCY_BUCKETS, registry=self.registry)

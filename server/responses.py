@@ -14,6 +14,7 @@ from llm.conversation import token_counter_for
 from llm.errors import LLMError
 from llm.language import is_portuguese, score_language
 from server import events
+from server.turn import llm_failed_event
 
 if TYPE_CHECKING:
     from server.session import Session
@@ -72,8 +73,8 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
             # no response.done can reach a client that is gone; count the reply so /metrics adds up
             session.metrics.responses.labels(status="disconnected").inc()
             raise
-    except LLMError as exc:
-        await emit(events.error("llm_failed", f"the language model failed: {exc}", type="server_error"))
+    except LLMError as exc:  # chat.error_reply is empty (else the turn said it and sent the error itself)
+        await emit(llm_failed_event(exc))
     except Exception as exc:  # a backend bug ends this response, never the session
         log.exception("response %s failed", turn.response_id)
         turn.status = "failed"
@@ -105,7 +106,10 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
         session.remember_item(item)
         await emit(events.item_done(item, turn.previous_item_id))
     details: dict[str, Any] | None = None
-    if status == "cancelled":
+    if status == "cancelled" and turn.cancel_reason == "server_shutdown":  # cut by a drain, not by anyone's choice
+        status = "incomplete"
+        details = {"type": "incomplete", "reason": None}
+    elif status == "cancelled":
         details = {"type": "cancelled", "reason": CANCEL_REASONS.get(getattr(turn, "cancel_reason", ""),
                                                                     "client_cancelled")}
     elif status == "failed":

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from falante.config import Settings
 from server.guards import install_log_redaction
 from server.http_limits import protocol_class
+from server.drain import DrainingServer
 
 HARD_FRAME_FACTOR = 4  # frames over 4× the soft limit close the connection (1009); smaller oversize → error event
 
@@ -29,12 +30,24 @@ def uvicorn_config(app: FastAPI, settings: Settings, port: int | None = None) ->
     return config
 
 
+def make_server(app: FastAPI, config: uvicorn.Config) -> DrainingServer:
+    """uvicorn whose SIGTERM drains the app's sessions first (server/drain.py)."""
+    return DrainingServer(config, app.state.falante.drain)
+
+
 @asynccontextmanager
 async def running(app: FastAPI, settings: Settings) -> AsyncIterator[str]:
     """Run the app on a free loopback port inside this event loop; yields "127.0.0.1:PORT"."""
+    async with running_server(app, settings) as (host, _):
+        yield host
+
+
+@asynccontextmanager
+async def running_server(app: FastAPI, settings: Settings) -> AsyncIterator[tuple[str, DrainingServer]]:
+    """`running`, also yielding the server (tests send it SIGTERM through `handle_exit`)."""
     config = uvicorn_config(app, settings, port=0)
     config.host, config.log_level = "127.0.0.1", "warning"
-    server = uvicorn.Server(config)
+    server = make_server(app, config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -43,7 +56,7 @@ async def running(app: FastAPI, settings: Settings) -> AsyncIterator[str]:
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task

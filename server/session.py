@@ -90,6 +90,7 @@ class Session:
         self._commit_chain: asyncio.Task | None = None
         self._commits_pending = 0
         self._queued_response: asyncio.Task | None = None  # response.create waiting for the pending commits
+        self.closing = False  # the server drains (server/drain.py): no new reply starts in this session
 
     # --------------------------------------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -112,6 +113,20 @@ class Session:
     def last_item_id(self) -> str | None:
         """The newest conversation item (`previous_item_id` of the next one)."""
         return self._last_item_id
+
+    async def wait_idle(self, remaining: Callable[[], float]) -> None:
+        """Until no reply is running (a drain lets the current one finish) or `remaining()` seconds run out."""
+        while self.turn is not None and (runner := self._turn_runner) is not None and not runner.done():
+            left = remaining()
+            if left <= 0:
+                return
+            await asyncio.wait({runner}, timeout=left)
+
+    async def drain_close(self) -> None:
+        """The drain closes this session: a reply still running is cut and ends with response.done (incomplete)."""
+        self.closing = True
+        self._drop_speculation()
+        await self._interrupt("server_shutdown")
 
     async def emit(self, event: dict[str, Any]) -> None:
         if event["type"] == "error":
@@ -328,6 +343,9 @@ class Session:
         await self.emit(events.item_retrieved(item))
 
     async def _on_response_create(self, event: p.ResponseCreateEvent) -> None:
+        if self.closing:
+            raise p.ProtocolError("server_restarting", "the server is restarting and starts no new response; "
+                                  "reconnect to continue", type="server_error")
         if self.turn is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.turn.response_id} is still in progress; cancel it first")
@@ -453,7 +471,7 @@ class Session:
         text = text.strip()
         spec, self._speculation = self._speculation, None
         if spec is not None and not (spec.matches(text, end_sample) and self.config.create_response
-                                     and self.turn is None):
+                                     and self.turn is None and not self.closing):
             spec.turn.cancel()  # the final differs (or a reply is already running): the held reply goes
             spec = None
         if (wire := self._wire_items.get(item_id)) and wire["content"]:
@@ -462,7 +480,7 @@ class Session:
         if not text:
             return  # noise or a cough: nothing to answer
         self.conversation.add_user(text, item_id)
-        if self.config.create_response and self.turn is None:
+        if self.config.create_response and self.turn is None and not self.closing:
             if spec is not None:
                 self._promote(spec, t_trigger)
             else:
@@ -513,7 +531,7 @@ class Session:
     def _speculate(self, ev: SpeculativeFinal) -> None:
         """semantic_vad scored the speculative final as finished: start the reply (LLM, first TTS piece), held."""
         self._drop_speculation()
-        if not ev.text.strip() or not self.config.create_response or self.turn is not None:
+        if not ev.text.strip() or not self.config.create_response or self.turn is not None or self.closing:
             return
         gate = Gate(self.emit)
         messages = [*self.conversation.messages(), ChatMessage("user", ev.text.strip())]

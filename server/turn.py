@@ -31,6 +31,10 @@ DELTA_MS = 200  # audio per `response.output_audio.delta`: small enough that a b
 SENTENCE_QUEUE = 4  # sentences the LLM may run ahead of the voice
 
 
+def llm_failed_event(exc: LLMError) -> dict[str, Any]:
+    return events.error("llm_failed", f"the language model failed: {exc}", type="server_error")
+
+
 @dataclass
 class Spoken:
     """A piece of reply audio on the response clock and the text it speaks (for 'what was heard')."""
@@ -78,6 +82,7 @@ class Turn:
     input_tokens: int = 0  # the prompt's tokens (response.done usage), counted from the history's cached counts
     previous_item_id: str | None = None  # the conversation item before this reply's
     transcript_sent: int = 0  # characters of the stripped LLM text already sent as transcript/text deltas
+    error: LLMError | None = None  # the LLM failed: the client got `llm_failed` and hears chat.error_reply
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -115,7 +120,7 @@ class Turn:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._think(sentences))
                 group.create_task(self._speak(sentences))
-            self.status = "completed"
+            self.status = "failed" if self.error else "completed"
         except* LLMError as errors:
             self.status = "failed"
             raise errors.exceptions[0] from None
@@ -123,6 +128,21 @@ class Turn:
     async def _think(self, sentences: asyncio.Queue[str | None]) -> None:
         splitter = SentenceSplitter(first_clause_words=self.settings.chat.first_clause_words)
         t0 = time.perf_counter()
+        try:
+            await self._generate(sentences, splitter, t0)
+        except LLMError as exc:
+            if not self.settings.chat.error_reply:
+                raise
+            self.error = exc  # say so rather than fall silent: the error event now, the apology after what was said
+            await self.emit(llm_failed_event(exc))
+            splitter = SentenceSplitter(first_clause_words=self.settings.chat.first_clause_words)
+            for sentence in splitter.push(self.settings.chat.error_reply):
+                await self._queue_sentence(sentences, sentence, t0)
+        for sentence in splitter.flush():
+            await self._queue_sentence(sentences, sentence, t0)
+        await sentences.put(None)
+
+    async def _generate(self, sentences: asyncio.Queue[str | None], splitter: SentenceSplitter, t0: float) -> None:
         async for delta in self.llm.complete(self.messages, max_tokens=self.options.max_tokens,
                                              temperature=self.options.temperature):
             if "llm_first_token" not in self.timings:
@@ -132,9 +152,6 @@ class Turn:
                 await self._queue_sentence(sentences, sentence, t0)
                 if self.options.audio and self.settings.chat.llm_waits_for_first_audio:
                     await self.first_piece_out.wait()  # the LLM (llama.cpp: within 8 tokens) leaves the CPU to TTS
-        for sentence in splitter.flush():
-            await self._queue_sentence(sentences, sentence, t0)
-        await sentences.put(None)
 
     async def _queue_sentence(self, sentences: asyncio.Queue[str | None], sentence: str, t0: float) -> None:
         self.timings.setdefault("llm_first_sentence", time.perf_counter() - t0)

@@ -193,7 +193,7 @@ def fake_server(request):
 
 async def test_5xx_and_timeouts_are_llm_errors(fake_server):
     model = OpenAICompatLanguageModel(OpenAISettings(base_url=f"http://127.0.0.1:{fake_server.server_port}/v1",
-                                                     timeout_s=1.0))
+                                                     timeout_s=1.0, retries=0))  # retries: test_remote_retries.py
     await model.start()
     expected = {"error": ("HTTP 503", "llm_server_error"), "hang": ("timed out", "llm_timeout"),
                 "stall": ("timed out", "llm_timeout"), "drop": ("connection failed", "llm_unavailable"),
