@@ -135,6 +135,7 @@ class Turn:
                 raise
             self.error = exc  # say so rather than fall silent: the error event now, the apology after what was said
             await self.emit(llm_failed_event(exc))
+            self.text = f"{self.text} {self.settings.chat.error_reply}".strip()  # the transcript is what was said
             splitter = SentenceSplitter(first_clause_words=self.settings.chat.first_clause_words)
             for sentence in splitter.push(self.settings.chat.error_reply):
                 await self._queue_sentence(sentences, sentence, t0)
