@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,11 @@ from falante.config import Settings
 from falante.g711 import encode_g711
 from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer
 from llm.errors import LLMError
+from llm.knowledge import with_context
 from llm.sentences import SentenceSplitter
+
+if TYPE_CHECKING:
+    from llm.knowledge import KnowledgeBase
 
 log = logging.getLogger("falante.turn")
 
@@ -72,6 +76,8 @@ class Turn:
     task: asyncio.Task | None = None
     first_piece_out: asyncio.Event = field(default_factory=asyncio.Event)  # first audio sent (or nothing to say)
     end_of_turn: dict[str, Any] | None = None  # how the user's turn ended: type, decision, score, waited_ms
+    knowledge: KnowledgeBase | None = None  # the operator's facts; `query` (the user's turn) retrieves from it
+    query: str = ""
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -117,6 +123,10 @@ class Turn:
     async def _think(self, sentences: asyncio.Queue[str | None]) -> None:
         splitter = SentenceSplitter(first_clause_words=self.settings.chat.first_clause_words)
         t0 = time.perf_counter()
+        if self.knowledge is not None and self.query:
+            # this turn's prompt only: the history (and later turns) never see the retrieved facts
+            self.messages = with_context(self.messages, await self.knowledge.acontext(self.query))
+            self.timings["retrieval"] = time.perf_counter() - t0
         async for delta in self.llm.complete(self.messages, max_tokens=self.options.max_tokens,
                                              temperature=self.options.temperature):
             if "llm_first_token" not in self.timings:
