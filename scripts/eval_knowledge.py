@@ -183,7 +183,8 @@ async def run_model(model: str, personas: dict[str, str], max_tokens: int, threa
     finally:
         await llm.close()
         kb.close()
-    return {"backend": "llama-cpp", "model": model, "load_s": round(load_s, 1),
+    return {"backend": "llama-cpp", "model": model, "load_s": round(load_s, 1), "threads": threads,
+            "load_average_end": [round(x, 1) for x in __import__("os").getloadavg()],
             "personas": {name: {"summary": summarize(rs), "rows": rs} for name, rs in rows.items()}}
 
 
@@ -194,6 +195,7 @@ async def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=ChatSettings().max_tokens)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--append", action="store_true", help="add this run's models to an existing --json report")
     args = ap.parse_args()
     personas = {"current": ChatSettings().persona}
     if args.persona == "both":
@@ -202,11 +204,16 @@ async def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or
         platform.machine(), "cpus": __import__("os").cpu_count(), "knowledge_file": "examples/museu.md",
         "questions": {"knowledge": len(KNOWLEDGE), "general": len(GENERAL), "uncovered": len(UNCOVERED)},
-        "decoding": "greedy (temperature 0)", "max_tokens": args.max_tokens, "runs": []}
+        "decoding": "greedy (temperature 0)", "max_tokens": args.max_tokens, "threads": args.threads, "runs": []}
+    if args.append and args.json and args.json.exists():
+        report["runs"] = json.loads(args.json.read_text())["runs"]
     for model in args.model:
         report["runs"].append(await run_model(model, personas, args.max_tokens, args.threads))
         if args.json:  # written after each model: a long run keeps what it measured
             args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+    report["load_average"] = [round(x, 1) for x in __import__("os").getloadavg()]
+    if args.json:
+        args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     for run in report["runs"]:
         for name, res in run["personas"].items():
             print(run["model"], name, json.dumps(res["summary"], ensure_ascii=False))

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from falante.types import ChatMessage
-from llm.knowledge import KnowledgeBase, Section, context_block, fold, load_sections, parse_markdown, parse_yaml, \
-    with_context
+from llm.knowledge import (
+    KnowledgeBase,
+    Section,
+    context_block,
+    fold,
+    load_sections,
+    parse_markdown,
+    parse_yaml,
+    with_context,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "museu.md"
 
@@ -87,7 +95,7 @@ def test_bad_files_get_clear_errors(tmp_path):
 
 def test_the_context_fits_its_token_budget_best_section_first():
     sections = [Section(f"Seção {i}", "horário " + "palavra " * 40) for i in range(5)]
-    count = lambda text: len(text.split())  # noqa: E731 - a deterministic counter for the budget arithmetic
+    count = lambda text: len(text.split())
     budget = len(context_block([], "regras").split()) + 2 * (len(f"- {sections[0].render()}".split()) + 1)
     kb = KnowledgeBase(sections, top_k=5, min_score=0.0, relative_score=0.0, max_context_tokens=budget,
                        rules="regras", count_tokens=count)
