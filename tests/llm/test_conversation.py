@@ -150,7 +150,7 @@ def test_history_item_cap_drops_the_oldest() -> None:
 
 
 def test_reserved_tokens_leave_old_items_out_of_that_prompt_but_keep_them_in_history():
-    count = lambda text: len(text.split())  # noqa: E731 - one token per word keeps the arithmetic visible
+    count = lambda text: len(text.split())
     conv = Conversation("persona", budget_tokens=60, count_tokens=count)
     for i in range(4):
         conv.add_user(f"pergunta {i} " + "palavra " * 4)
