@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -121,9 +122,14 @@ def judge(kind: str, answer: str, expected: list[list[str]]) -> bool:
 
 
 def questions() -> list[dict[str, Any]]:
-    out = [{"kind": "knowledge", "q": q, "expected": e, "section": s} for q, e, s in KNOWLEDGE]
-    out += [{"kind": "general", "q": q, "expected": e, "section": None} for q, e in GENERAL]
-    out += [{"kind": "uncovered", "q": q, "expected": [], "section": None} for q in UNCOVERED]
+    """All questions, the three kinds interleaved (k, k, g, u, …): a run cut short still covers every kind."""
+    kn = [{"kind": "knowledge", "q": q, "expected": e, "section": s} for q, e, s in KNOWLEDGE]
+    ge = [{"kind": "general", "q": q, "expected": e, "section": None} for q, e in GENERAL]
+    un = [{"kind": "uncovered", "q": q, "expected": [], "section": None} for q in UNCOVERED]
+    out: list[dict[str, Any]] = []
+    while kn or ge or un:
+        out += kn[:2] + ge[:1] + un[:1]
+        kn, ge, un = kn[2:], ge[1:], un[1:]
     return out
 
 
@@ -146,14 +152,16 @@ async def ask(llm: Any, kb: KnowledgeBase, persona: str, question: str, max_toke
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_kind = {k: [r for r in rows if r["kind"] == k] for k in ("knowledge", "general", "uncovered")}
+    by_kind = {k: rs for k, rs in by_kind.items() if rs}
     summary: dict[str, Any] = {
         f"{k}_correct": f"{sum(r['correct'] for r in rs)}/{len(rs)}" for k, rs in by_kind.items()}
     summary.update({f"{k}_correct_pct": round(100 * sum(r["correct"] for r in rs) / len(rs), 1)
                     for k, rs in by_kind.items()})
-    summary["uncovered_invented_pct"] = round(100 - summary["uncovered_correct_pct"], 1)
-    kn = by_kind["knowledge"]
-    summary["retrieval_hit_pct"] = round(100 * sum(any(r["section"] in t for t in r["retrieved"]) for r in kn)
-                                         / len(kn), 1)
+    if "uncovered" in by_kind:
+        summary["uncovered_invented_pct"] = round(100 - summary["uncovered_correct_pct"], 1)
+    if kn := by_kind.get("knowledge"):
+        summary["retrieval_hit_pct"] = round(100 * sum(any(r["section"] in t for t in r["retrieved"]) for r in kn)
+                                             / len(kn), 1)
     for key in ("ttft_s", "total_s"):
         values = sorted(r[key] for r in rows)
         summary[f"{key}_p50"] = round(statistics.median(values), 3)
@@ -162,7 +170,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-async def run_model(model: str, personas: dict[str, str], max_tokens: int, threads: int) -> dict[str, Any]:
+async def run_model(model: str, personas: dict[str, str], max_tokens: int, threads: int,
+                    save: Any = None) -> dict[str, Any]:
+    """Every question with every persona; `save(partial_run)` after each question (a long run keeps its rows)."""
     from llm.llamacpp import LlamaCppLanguageModel
     llm = LlamaCppLanguageModel(LlamaCppSettings(model=model, n_threads=threads))
     t0 = time.perf_counter()
@@ -180,12 +190,19 @@ async def run_model(model: str, personas: dict[str, str], max_tokens: int, threa
                 rows[name].append(result)
                 print(f"[{model.split(':')[-1]} {name}] {'OK ' if result['correct'] else 'XX '} {item['q']} → "
                       f"{result['answer']!r} ({result['ttft_s']:.2f}/{result['total_s']:.2f} s)", flush=True)
+            if save is not None:
+                save(_run(model, load_s, threads, rows, complete=i == len(questions()) - 1))
     finally:
         await llm.close()
         kb.close()
+    return _run(model, load_s, threads, rows, complete=True)
+
+
+def _run(model: str, load_s: float, threads: int, rows: dict[str, list[dict[str, Any]]],
+         complete: bool) -> dict[str, Any]:
     return {"backend": "llama-cpp", "model": model, "load_s": round(load_s, 1), "threads": threads,
-            "load_average_end": [round(x, 1) for x in __import__("os").getloadavg()],
-            "personas": {name: {"summary": summarize(rs), "rows": rs} for name, rs in rows.items()}}
+            "complete": complete, "load_average": [round(x, 1) for x in os.getloadavg()],
+            "personas": {name: {"summary": summarize(rs), "rows": rs} for name, rs in rows.items() if rs}}
 
 
 async def main() -> None:
@@ -202,16 +219,20 @@ async def main() -> None:
         personas = {"previous": PREVIOUS_PERSONA, **personas}
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or
-        platform.machine(), "cpus": __import__("os").cpu_count(), "knowledge_file": "examples/museu.md",
+        platform.machine(), "cpus": os.cpu_count(), "knowledge_file": "examples/museu.md",
         "questions": {"knowledge": len(KNOWLEDGE), "general": len(GENERAL), "uncovered": len(UNCOVERED)},
         "decoding": "greedy (temperature 0)", "max_tokens": args.max_tokens, "threads": args.threads, "runs": []}
     if args.append and args.json and args.json.exists():
         report["runs"] = json.loads(args.json.read_text())["runs"]
+    done = list(report["runs"])
+
+    def save(run: dict[str, Any]) -> None:
+        if args.json:  # written after each question: a run cut short keeps what it measured
+            args.json.write_text(json.dumps({**report, "runs": [*done, run]}, ensure_ascii=False, indent=1) + "\n")
+
     for model in args.model:
-        report["runs"].append(await run_model(model, personas, args.max_tokens, args.threads))
-        if args.json:  # written after each model: a long run keeps what it measured
-            args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
-    report["load_average"] = [round(x, 1) for x in __import__("os").getloadavg()]
+        done.append(await run_model(model, personas, args.max_tokens, args.threads, save))
+    report["runs"] = done
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     for run in report["runs"]:
