@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 CONFIG_ENV = "FALANTE_CONFIG"  # path of the TOML file; `falante serve --config` sets it
@@ -141,9 +141,12 @@ class OpenAISettings(Section):
 
 
 class ChatSettings(Section):
+    # "Nunca invente": the bundled small models otherwise state wrong facts confidently (docs/benchmarks.md,
+    # "Kiosk knowledge": measured against the previous persona in one run)
     persona: str = (
         "Você é a Falante, uma assistente virtual brasileira simpática. Responda sempre em português do Brasil, "
-        "em no máximo duas frases curtas e naturais, como numa conversa falada. Não use listas, markdown nem emojis."
+        "em no máximo duas frases curtas e naturais, como numa conversa falada. Não use listas, markdown nem emojis. "
+        "Nunca invente fatos: se não souber a resposta, diga que não sabe."
     )
     max_tokens: int = 120
     temperature: float = 0.6
@@ -256,6 +259,28 @@ class VoiceSettings(Section):
         return None
 
 
+class KnowledgeSettings(Section):
+    """Kiosk knowledge (llm/knowledge.py): the operator's facts file, retrieved per user turn with BM25."""
+
+    # Markdown (.md: one section per heading) or YAML (.yaml: title → text); a relative path is taken from the
+    # working directory, like model paths. None: no knowledge, the persona alone answers.
+    file: str | None = None
+    top_k: int = Field(3, ge=1, le=20)  # sections retrieved per turn, best first
+    # BM25 score a section needs (and a share of the best one's): an unrelated question retrieves nothing
+    min_score: float = Field(0.5, ge=0.0)
+    relative_score: float = Field(0.4, ge=0.0, le=1.0)
+    # the rules + retrieved sections, in LLM tokens: taken out of chat.history_tokens for that turn only
+    max_context_tokens: int = Field(400, ge=64, le=8000)
+    rules: str | None = None  # how the persona uses the facts; None: the built-in pt-BR rules (llm/knowledge.py)
+
+    @field_validator("file")
+    @classmethod
+    def _file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"knowledge file not found: {value} (relative paths start at the working directory)")
+        return value
+
+
 class AvatarSettings(Section):
     fps: int = 30
     smoothing_ms: float = 40.0  # coarticulation: how far a viseme bleeds into its neighbours
@@ -275,6 +300,14 @@ class Settings(BaseSettings):
     avatar: AvatarSettings = AvatarSettings()
     voices: VoiceSettings = VoiceSettings()
     turns: TurnSettings = TurnSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
+
+    @model_validator(mode="after")
+    def _context_fits_history(self) -> Settings:
+        if self.knowledge.file and self.knowledge.max_context_tokens >= self.chat.history_tokens:
+            raise ValueError(f"knowledge.max_context_tokens ({self.knowledge.max_context_tokens}) must be below "
+                             f"chat.history_tokens ({self.chat.history_tokens}): the context is part of that budget")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -110,10 +110,15 @@ class Conversation:
     def system_prompt(self) -> str:
         return f"{self.persona}\n\n{self.instructions}".strip() if self.instructions else self.persona
 
-    def messages(self) -> list[ChatMessage]:
-        """System prompt + the newest history that fits the budget; older items are dropped for good."""
+    def messages(self, reserve_tokens: int = 0) -> list[ChatMessage]:
+        """System prompt + the newest history that fits the budget; older items are dropped for good.
+
+        `reserve_tokens` leaves room in the budget for this turn only (the retrieved knowledge context): the
+        oldest items that do not fit beside it are left out of the returned list but kept in the history.
+        """
         self._fit_budget()
-        return [ChatMessage("system", self.system_prompt())] + [ChatMessage(i.role, i.text) for i in self._items]
+        items = self._items[self._first_fitting(reserve_tokens):] if reserve_tokens > 0 else self._items
+        return [ChatMessage("system", self.system_prompt())] + [ChatMessage(i.role, i.text) for i in items]
 
     def tokens(self) -> int:
         """Tokens of what `messages()` would send now (including per-message template overhead)."""
@@ -132,12 +137,21 @@ class Conversation:
         return item.tokens
 
     def _fit_budget(self) -> None:
-        """Keep the newest items that fit, walking back from the newest: older items are never even counted."""
-        total, start = self._prompt_tokens(), len(self._items)
+        """Keep the newest items that fit; older items are dropped for good."""
+        self._drop_oldest(self._first_fitting(0))
+
+    def _first_fitting(self, reserve_tokens: int) -> int:
+        """Index of the oldest item that fits beside the prompt and `reserve_tokens`, walking back from the newest
+        (older items are never even counted); the newest is kept even alone over budget, and the window starts
+        with a user turn, as chat templates expect."""
+        total, start = self._prompt_tokens() + reserve_tokens, len(self._items)
         while start > 0 and total + self._item_tokens(self._items[start - 1]) <= self.budget_tokens:
             start -= 1
             total += self._item_tokens(self._items[start])
-        self._drop_oldest(min(start, len(self._items) - 1))  # the newest is kept even alone over budget
+        start = max(0, min(start, len(self._items) - 1))
+        while 0 < start < len(self._items) - 1 and self._items[start].role == "assistant":
+            start += 1
+        return start
 
     def _drop_oldest(self, count: int) -> None:
         if count <= 0:

@@ -12,13 +12,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from asr.endpoint import EndOfTurnPolicy
 from falante.config import Settings, VadSettings
 from falante.types import EndOfTurnDetector, LanguageModel, ListenerEvent, SpeechRecognizer, SpeechSynthesizer
+from llm.conversation import token_counter_for
+
+if TYPE_CHECKING:
+    from llm.knowledge import KnowledgeBase
 
 log = logging.getLogger("falante.backends")
 
@@ -43,6 +47,7 @@ class Backends:
     loaders: list[Callable[[], None]] = field(default_factory=list)  # blocking loads run once at start-up
     load_seconds: dict[str, float] = field(default_factory=dict)
     end_of_turn: EndOfTurnDetector | None = None  # semantic_vad's text signal; None: timing only (remote LLM)
+    knowledge: KnowledgeBase | None = None  # the operator's facts (llm/knowledge.py), indexed once, read-only
 
     async def start(self) -> None:
         """Load every model once, off the event loop, then start the LLM engine."""
@@ -57,6 +62,8 @@ class Backends:
         t0 = time.perf_counter()
         await self.llm.start()
         self.load_seconds["llm"] = time.perf_counter() - t0
+        if self.knowledge is not None:  # the context is fitted in the LLM's own tokens, counted once here
+            await asyncio.to_thread(self.knowledge.count_tokens_with, token_counter_for(self.llm))
 
     async def close(self) -> None:
         """Shut every shared model down (server exit): each one's failure is logged, the others still close."""
@@ -65,6 +72,8 @@ class Backends:
         except Exception:
             log.exception("closing the LLM failed")
         closers = [self.recognizer.close, self.tts.close]
+        if self.knowledge is not None:
+            closers.append(self.knowledge.close)
         if (detector_close := getattr(self.end_of_turn, "close", None)) is not None:
             closers.append(detector_close)
         for close in closers:
@@ -94,7 +103,20 @@ def build_backends(settings: Settings) -> Backends:
     if hasattr(detector, "load"):
         loaders.append(detector.load)
     return Backends(recognizer=recognizer, llm=llm, tts=tts, make_listener=make_listener, loaders=loaders,
-                    end_of_turn=detector)
+                    end_of_turn=detector, knowledge=build_knowledge(settings))
+
+
+def build_knowledge(settings: Settings) -> KnowledgeBase | None:
+    """The BM25 index of `knowledge.file` (built here, once: a facts file indexes in milliseconds)."""
+    cfg = settings.knowledge
+    if not cfg.file:
+        return None
+    from llm.knowledge import KnowledgeBase
+    kb = KnowledgeBase.from_file(cfg.file, top_k=cfg.top_k, min_score=cfg.min_score,
+                                 relative_score=cfg.relative_score, max_context_tokens=cfg.max_context_tokens,
+                                 rules=cfg.rules)
+    log.info("knowledge: %d sections from %s", len(kb.sections), cfg.file)
+    return kb
 
 
 def build_end_of_turn(settings: Settings, llm: LanguageModel) -> EndOfTurnDetector | None:

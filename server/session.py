@@ -520,13 +520,20 @@ class Session:
         cfg = self.config.for_response(options, self.backends.tts.voices())
         if options and options.instructions:
             messages[0] = type(messages[0])("system", f"{messages[0].content}\n\n{options.instructions}")
+        query = next((m.content for m in reversed(messages) if m.role == "user"), "")
         return Turn(response_id=p.new_id("resp"), item_id=p.new_id("item"), messages=messages,
                     options=TurnOptions(voice=cfg.tts_voice, speed=cfg.speed, out_rate=cfg.output_rate,
                                         audio=cfg.audio_out, codec=cfg.output_codec, max_tokens=cfg.max_tokens,
                                         temperature=self.settings.chat.temperature, voice_name=cfg.voice),
                     llm=self.backends.llm, tts=self.backends.tts, settings=self.settings, emit=emit,
                     t_trigger=t_trigger, metadata=options.metadata if options else None,
-                    input_tokens=self.conversation.tokens())
+                    input_tokens=self.conversation.tokens(),
+                    knowledge=self.backends.knowledge, query=query)
+
+    def _history(self) -> list[ChatMessage]:
+        """The turn's prompt: persona + the history that fits beside the knowledge context it will get."""
+        kb = self.backends.knowledge
+        return self.conversation.messages(reserve_tokens=kb.max_context_tokens if kb is not None else 0)
 
     def _speculate(self, ev: SpeculativeFinal) -> None:
         """semantic_vad scored the speculative final as finished: start the reply (LLM, first TTS piece), held."""
@@ -534,7 +541,7 @@ class Session:
         if not ev.text.strip() or not self.config.create_response or self.turn is not None or self.closing:
             return
         gate = Gate(self.emit)
-        messages = [*self.conversation.messages(), ChatMessage("user", ev.text.strip())]
+        messages = [*self._history(), ChatMessage("user", ev.text.strip())]
         turn = self._make_turn(time.perf_counter(), None, messages, gate.emit)
         turn.start()
         self._speculation = Speculation(ev.text, ev.end_sample, turn, gate)
@@ -555,7 +562,7 @@ class Session:
 
     async def _start_turn(self, t_trigger: float, options: p.ResponseOptions | None) -> None:
         from server.responses import run_turn  # the response event sequence lives beside the turn
-        turn = self._make_turn(t_trigger, options, self.conversation.messages(), self.emit)
+        turn = self._make_turn(t_trigger, options, self._history(), self.emit)
         self.turn = turn
         keep_history = not (options and options.conversation == "none")
         self._turn_runner = asyncio.create_task(run_turn(self, turn, keep_history), name=f"respond-{self.id}")

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,8 +22,12 @@ from falante.config import Settings
 from falante.g711 import encode_g711
 from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer
 from llm.errors import LLMError
+from llm.knowledge import with_context
 from llm.sentences import SentenceSplitter
 from server import events
+
+if TYPE_CHECKING:
+    from llm.knowledge import KnowledgeBase
 
 log = logging.getLogger("falante.turn")
 
@@ -83,6 +87,8 @@ class Turn:
     previous_item_id: str | None = None  # the conversation item before this reply's
     transcript_sent: int = 0  # characters of the stripped LLM text already sent as transcript/text deltas
     error: LLMError | None = None  # the LLM failed: the client got `llm_failed` and hears chat.error_reply
+    knowledge: KnowledgeBase | None = None  # the operator's facts; `query` (the user's turn) retrieves from it
+    query: str = ""
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -128,6 +134,10 @@ class Turn:
     async def _think(self, sentences: asyncio.Queue[str | None]) -> None:
         splitter = SentenceSplitter(first_clause_words=self.settings.chat.first_clause_words)
         t0 = time.perf_counter()
+        if self.knowledge is not None and self.query:
+            # this turn's prompt only: the history (and later turns) never see the retrieved facts
+            self.messages = with_context(self.messages, await self.knowledge.acontext(self.query))
+            self.timings["retrieval"] = time.perf_counter() - t0
         try:
             await self._generate(sentences, splitter, t0)
         except LLMError as exc:

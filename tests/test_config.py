@@ -49,3 +49,27 @@ def test_bad_config_is_a_clear_error(tmp_path):
         load_settings(path)
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_knowledge_file_is_off_by_default_and_set_by_the_example_profile(tmp_path):
+    assert Settings().knowledge.file is None
+    museum = load_settings("examples/museu.toml")
+    assert museum.knowledge.file == "examples/museu.md" and museum.knowledge.top_k == 3
+    from server.backends import build_knowledge
+    kb = build_knowledge(museum)
+    assert kb is not None and any("Horário" in s.title for s in kb.sections)
+    kb.close()
+    assert build_knowledge(Settings()) is None
+
+
+def test_bad_knowledge_config_is_a_clear_error(tmp_path):
+    path = tmp_path / "k.toml"
+    path.write_text('[knowledge]\nfile = "no/such/facts.md"\n')
+    with pytest.raises(ValidationError, match="knowledge file not found"):
+        load_settings(path)
+    path.write_text('[knowledge]\nfile = "examples/museu.md"\nmax_context_tokens = 1500\n')
+    with pytest.raises(ValidationError, match="max_context_tokens"):
+        load_settings(path)
+    path.write_text('[knowledge]\nfile = "examples/museu.md"\ntop_n = 3\n')
+    with pytest.raises(ValidationError, match="top_n"):
+        load_settings(path)

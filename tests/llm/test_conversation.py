@@ -147,3 +147,18 @@ def test_history_item_cap_drops_the_oldest() -> None:
         conv.add_user(f"u{i}")
         conv.add_assistant(f"a{i}")
     assert len(conv.items) <= 3 and conv.items[0].role == "user" and conv.items[-1].text == "a4"
+
+
+def test_reserved_tokens_leave_old_items_out_of_that_prompt_but_keep_them_in_history():
+    count = lambda text: len(text.split())
+    conv = Conversation("persona", budget_tokens=60, count_tokens=count)
+    for i in range(4):
+        conv.add_user(f"pergunta {i} " + "palavra " * 4)
+        conv.add_assistant(f"resposta {i} " + "palavra " * 4)
+    # items of 10 tokens (6 words + 4 overhead), persona 5: five fit, the window starts at a user turn
+    assert len(conv.messages()) == 1 + 4
+    with_reserve = conv.messages(reserve_tokens=25)
+    assert [m.content.split()[:2] for m in with_reserve[1:]] == [["pergunta", "3"], ["resposta", "3"]]
+    assert sum(count(m.content) + 4 for m in with_reserve) + 25 <= 60
+    assert len(conv.items) == 4  # nothing dropped for good: the next turn without context sees them again
+    assert len(conv.messages()) == 1 + 4
