@@ -68,7 +68,11 @@ class EdgePolicy:
     def host_allowed(self, host_header: str | None) -> bool:
         """Defaults: the bind host, localhost names, loopback addresses (any IP address on a wildcard bind: an IP
         literal is never a rebinding name); plus `server.allowed_hosts` ("*" allows any, "*.x" subdomains of x)."""
-        parsed = split_host(host_header or "")
+        if host_header is None:
+            # no Host header at all: HTTP/1.0 health checkers (HAProxy's `option httpchk`), never a browser (DNS
+            # rebinding needs a browser, and browsers always send Host), so nothing to check
+            return True
+        parsed = split_host(host_header)
         if parsed is None:
             return False
         name = parsed[0]

@@ -65,6 +65,13 @@ def test_foreign_hosts_refused(host):
     assert not EdgePolicy().host_allowed(host)
 
 
+def test_no_host_header_is_a_health_checker_not_a_browser():
+    """Regression (loopback cluster test): HAProxy's `option httpchk GET /readyz` sends HTTP/1.0 without Host; the
+    Host check answered 421, so HAProxy saw no server up. Browsers always send Host; an empty one is still refused."""
+    assert EdgePolicy().host_allowed(None)
+    assert not EdgePolicy().host_allowed("")
+
+
 def test_configured_and_wildcard_bind_hosts():
     policy = EdgePolicy(bind_host="0.0.0.0", extra_hosts=["falante.example", "*.kiosk.example"])
     assert policy.host_allowed("192.168.1.5:8000")  # an IP literal: no DNS rebinding on a wildcard bind
