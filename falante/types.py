@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -90,9 +90,36 @@ class SpeechRecognizer(Protocol):
 
 # ----------------------------------------------------------------------------------------------- LLM
 @dataclass(frozen=True)
+class ToolSpec:
+    """A function the client offers the model (OpenAI `{"type": "function", name, description, parameters}`)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks the client to run `name`; `arguments` is JSON text (an object) as the protocol carries it."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
+    """A chat turn. role "assistant" may carry `tool_calls`; role "tool" answers the call `tool_call_id`."""
+
+    role: str  # "system" | "user" | "assistant" | "tool"
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+# tool_choice: "auto" (the model decides), "none" (never calls), "required" (calls some tool), or a tool's name
+# (calls that one). Tool names "auto"/"none"/"required" are refused by the protocol, so the values never collide.
+ToolChoice = str
 
 
 @runtime_checkable
@@ -104,9 +131,14 @@ class LanguageModel(Protocol):
     async def close(self) -> None: ...
 
     def complete(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7
-    ) -> AsyncIterator[str]:
-        """Stream text deltas. Closing/cancelling the iterator aborts the generation in the engine."""
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7,
+        tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto",
+    ) -> AsyncIterator[str | ToolCall]:
+        """Stream text deltas, and a `ToolCall` for each whole call the model makes (after any text).
+
+        With `tools` empty or `tool_choice="none"` only text comes. "required"/a tool's name: only calls come.
+        Closing/cancelling the iterator aborts the generation in the engine.
+        """
         ...
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from falante.types import ChatMessage
+from falante.types import ChatMessage, ToolCall
 
 TokenCounter = Callable[[str], int]
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers of a chat template (<|im_start|>role\n … <|im_end|>\n)
@@ -32,12 +32,19 @@ def token_counter_for(model: object) -> TokenCounter:
 
 @dataclass
 class Item:
-    """One history entry; `id` is the protocol's conversation item id."""
+    """One history entry; `id` is the protocol's conversation item id.
+
+    `kind` "function_call": the model's call (role assistant, `text` = the JSON arguments, `name`, `call_id`);
+    "function_call_output": the client's result for `call_id` (role tool, `text` = the output).
+    """
 
     id: str
     role: str
     text: str
     tokens: int | None = field(default=None, compare=False, repr=False)  # cached count of `text` (+ overhead)
+    kind: str = "message"
+    call_id: str = ""
+    name: str = ""
 
 
 class Conversation:
@@ -71,13 +78,30 @@ class Conversation:
         """Append a user or assistant message; returns its item id."""
         if role not in _ROLES:
             raise ValueError(f"role must be one of {_ROLES}, got {role!r}")
-        item_id = item_id or f"item_{next(self._ids)}"
-        if any(item.id == item_id for item in self._items):
-            raise ValueError(f"duplicate conversation item id {item_id!r}")
-        self._items.append(Item(item_id, role, text))
+        return self._append(Item(item_id or f"item_{next(self._ids)}", role, text))
+
+    def add_call(self, call: ToolCall, item_id: str | None = None) -> str:
+        """The model's function call (kept so the model sees what it asked and the client's answer to it)."""
+        return self._append(Item(item_id or f"item_{next(self._ids)}", "assistant", call.arguments,
+                                 kind="function_call", call_id=call.call_id, name=call.name))
+
+    def add_call_output(self, call_id: str, output: str, item_id: str | None = None) -> str:
+        """The client's `function_call_output` for one of the model's calls still in the history."""
+        if not self.has_call(call_id):
+            raise KeyError(f"no function_call with call_id {call_id!r} in the conversation")
+        return self._append(Item(item_id or f"item_{next(self._ids)}", "tool", output,
+                                 kind="function_call_output", call_id=call_id))
+
+    def has_call(self, call_id: str) -> bool:
+        return any(i.kind == "function_call" and i.call_id == call_id for i in self._items)
+
+    def _append(self, item: Item) -> str:
+        if any(i.id == item.id for i in self._items):
+            raise ValueError(f"duplicate conversation item id {item.id!r}")
+        self._items.append(item)
         if len(self._items) > self.max_items:
             self._drop_oldest(len(self._items) - self.max_items)
-        return item_id
+        return item.id
 
     def add_user(self, text: str, item_id: str | None = None) -> str:
         return self.add("user", text, item_id)
@@ -88,7 +112,7 @@ class Conversation:
     def truncate_assistant(self, item_id: str, heard_text: str) -> None:
         """After barge-in keep only the words the user heard; an item nobody heard is removed."""
         item = self._find(item_id)
-        if item.role != "assistant":
+        if item.role != "assistant" or item.kind != "message":
             raise ValueError(f"item {item_id!r} is a {item.role} message, only assistant replies are truncated")
         heard = heard_text.strip()
         if heard:
@@ -118,7 +142,20 @@ class Conversation:
         """
         self._fit_budget()
         items = self._items[self._first_fitting(reserve_tokens):] if reserve_tokens > 0 else self._items
-        return [ChatMessage("system", self.system_prompt())] + [ChatMessage(i.role, i.text) for i in items]
+        out = [ChatMessage("system", self.system_prompt())]
+        for i in items:
+            if i.kind == "function_call":  # consecutive calls are one assistant message, as chat templates expect
+                call = ToolCall(i.call_id, i.name, i.text)
+                last = out[-1]
+                if last.role == "assistant" and last.tool_calls:
+                    out[-1] = ChatMessage("assistant", last.content, (*last.tool_calls, call))
+                else:
+                    out.append(ChatMessage("assistant", "", (call,)))
+            elif i.kind == "function_call_output":
+                out.append(ChatMessage("tool", i.text, tool_call_id=i.call_id))
+            else:
+                out.append(ChatMessage(i.role, i.text))
+        return out
 
     def tokens(self) -> int:
         """Tokens of what `messages()` would send now (including per-message template overhead)."""
@@ -133,7 +170,7 @@ class Conversation:
     def _item_tokens(self, item: Item) -> int:
         """Each item is tokenized once (tokenizing is slow and runs on the event loop), not on every trim."""
         if item.tokens is None:
-            item.tokens = self._count(item.text) + MESSAGE_OVERHEAD_TOKENS
+            item.tokens = self._count(f"{item.name} {item.text}" if item.name else item.text) + MESSAGE_OVERHEAD_TOKENS
         return item.tokens
 
     def _fit_budget(self) -> None:
@@ -149,15 +186,16 @@ class Conversation:
             start -= 1
             total += self._item_tokens(self._items[start])
         start = max(0, min(start, len(self._items) - 1))
-        while 0 < start < len(self._items) - 1 and self._items[start].role == "assistant":
+        while 0 < start < len(self._items) - 1 and self._items[start].role != "user":  # not a reply or tool output
             start += 1
         return start
 
     def _drop_oldest(self, count: int) -> None:
         if count <= 0:
             return
-        # history starts with a user turn, as chat templates expect (the newest item is always kept)
-        while count < len(self._items) - 1 and self._items[count].role == "assistant":
+        # history starts with a user turn, as chat templates expect (the newest item is always kept); a call's
+        # output never outlives its call
+        while count < len(self._items) - 1 and self._items[count].role != "user":
             count += 1
         del self._items[:count]
 

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from falante.config import OpenAISettings
-from falante.types import ChatMessage
+from falante.types import ChatMessage, ToolCall, ToolChoice, ToolSpec
 from llm.errors import LLMError
 from llm.prompting import as_dicts
+from llm.tools import TOOL_CHOICES, new_call_id, offered, openai_tools
 
 log = logging.getLogger("falante.llm.remote")
 
@@ -75,14 +76,20 @@ class OpenAICompatLanguageModel:
             await client.close()
 
     async def complete(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7
-    ) -> AsyncIterator[str]:
-        """Stream text deltas; closing or cancelling the iterator closes the HTTP stream."""
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7,
+        tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto",
+    ) -> AsyncIterator[str | ToolCall]:
+        """Stream text deltas (and ToolCalls, passed through from the server's own tool calling); closing or
+        cancelling the iterator closes the HTTP stream."""
         if self._client is None:
             raise LLMError("the remote LLM client is not started: await start() first", code="llm_not_started")
         s = self.settings
-        request = {"model": self.model, "messages": as_dicts(messages), "max_tokens": max_tokens,
-                   "temperature": temperature, "stream": True}
+        request: dict[str, Any] = {"model": self.model, "messages": as_dicts(messages, arguments_as_text=True),
+                                   "max_tokens": max_tokens, "temperature": temperature, "stream": True}
+        if offered(tools, tool_choice):
+            request["tools"] = openai_tools(tools)
+            request["tool_choice"] = tool_choice if tool_choice in TOOL_CHOICES else {
+                "type": "function", "function": {"name": tool_choice}}
         for attempt in range(s.retries + 1):
             try:
                 async with contextlib.aclosing(self._attempt(request)) as deltas:  # closed at once on cancel
@@ -97,43 +104,49 @@ class OpenAICompatLanguageModel:
                             failed.error)
                 await asyncio.sleep(s.retry_backoff_s * 2 ** attempt)
 
-    async def _attempt(self, request: dict[str, Any]) -> AsyncIterator[str]:
-        """One request. Failures before the first token raise `_Retryable`, after it `LLMError`."""
+    async def _attempt(self, request: dict[str, Any]) -> AsyncIterator[str | ToolCall]:
+        """One request. Failures before the first token raise `_Retryable`, after it `LLMError`. Tool calls
+        stream in pieces (id and name first) and are yielded whole when the reply ends."""
         import openai
 
         url = self.settings.base_url
         self.attempts += 1
         stream = None
         streamed = False
+        calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         try:
             try:
                 async with asyncio.timeout(self.settings.first_token_timeout_s):
                     stream = await self._client.chat.completions.create(**request)
                     chunks = aiter(stream)
-                    first, finished = await _first_content(chunks)
+                    chunk = await _first_chunk(chunks)
             except TimeoutError:
                 raise _Retryable(LLMError(f"remote LLM {url} gave no token within "
                                           f"{self.settings.first_token_timeout_s:g} s (llm.first_token_timeout_s)",
                                           code="llm_timeout")) from None
-            if first:
-                streamed = True
-                yield first
-            while not finished:
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
+            finished = False
+            while chunk is not None:
                 if chunk.choices:
                     choice = chunk.choices[0]
                     finished = choice.finish_reason is not None
                     if choice.delta.content:
                         streamed = True
                         yield choice.delta.content
+                    for part in choice.delta.tool_calls or ():  # streamed in pieces: id and name first
+                        call = calls.setdefault(part.index, ["", "", ""])
+                        call[0] = call[0] or part.id or ""
+                        if part.function is not None:
+                            call[1] += part.function.name or ""
+                            call[2] += part.function.arguments or ""
+                chunk = None if finished else await anext(chunks, None)
             if not finished:  # the connection closed cleanly but the reply was cut (server or proxy died)
                 error = LLMError(f"remote LLM {url} closed the stream before the reply finished", code="llm_unavailable")
                 if not streamed:
                     raise _Retryable(error)
                 raise error
+            for index in sorted(calls):
+                call_id, name, arguments = calls[index]
+                yield ToolCall(call_id or new_call_id(), name, arguments or "{}")
         except openai.OpenAIError as exc:
             error = LLMError(f"remote LLM {url} failed: {_describe(exc)}", code=_code(exc))
             error.__cause__ = exc
@@ -145,14 +158,14 @@ class OpenAICompatLanguageModel:
                 await asyncio.shield(stream.close())  # runs on cancel too: the server sees the disconnect
 
 
-async def _first_content(chunks: AsyncIterator[Any]) -> tuple[str, bool]:
-    """Read up to the first text delta: (text, finished); ("", False) if the stream ended without one."""
+async def _first_chunk(chunks: AsyncIterator[Any]) -> Any:
+    """The first chunk that carries text, a tool call or the finish; None if the stream ended without one."""
     async for chunk in chunks:
         if chunk.choices:
             choice = chunk.choices[0]
-            if choice.delta.content or choice.finish_reason is not None:
-                return choice.delta.content or "", choice.finish_reason is not None
-    return "", False
+            if choice.delta.content or choice.delta.tool_calls or choice.finish_reason is not None:
+                return chunk
+    return None
 
 
 def _retryable(exc: Exception) -> bool:

@@ -4,11 +4,16 @@ Why vLLM: continuous batching across sessions and prefix caching of the persona 
 Cancellation lives in one place (`complete`'s CancelledError/GeneratorExit path → `engine.abort`), so a
 barge-in frees the request's KV blocks at once. CPU-only settings (`VLLM_CPU_KVCACHE_SPACE`, single-process
 workers) are set here from `VllmSettings`, never by the user.
+
+Function calling (Qwen/Hermes family): the prompt is the tokenizer's chat template rendered with the tools; the
+model decides freely whether to call (its `<tool_call>` token stops the free text), the call body is decoded with
+guided JSON (structured outputs, schema `llm.tools.call_schema`) and read back by vLLM's Hermes tool parser.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -17,9 +22,18 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from falante.config import VllmSettings
-from falante.types import ChatMessage
+from falante.types import ChatMessage, ToolCall, ToolChoice, ToolSpec
 from llm.errors import LLMError
-from llm.prompting import validate_messages
+from llm.prompting import as_dicts, has_tool_turns, validate_messages
+from llm.tools import (
+    MAX_CALLS_PER_RESPONSE,
+    TOOL_CHOICES,
+    call_schema,
+    new_call_id,
+    offered,
+    openai_tools,
+    opens_call,
+)
 from llm.weights import resolve_hf
 
 if TYPE_CHECKING:
@@ -146,25 +160,111 @@ class VllmLanguageModel:
 
     # ------------------------------------------------------------------------------------------ generation
     async def complete(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7
-    ) -> AsyncIterator[str]:
-        """Stream text deltas; closing or cancelling the iterator aborts the request in the engine."""
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7,
+        tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto",
+    ) -> AsyncIterator[str | ToolCall]:
+        """Stream text deltas (and ToolCalls); closing or cancelling the iterator aborts the request in the engine."""
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.exceptions import EngineDeadError
 
-        engine = self.engine
+        self.engine  # noqa: B018 — raises when not started
+        if max_tokens < 1 or temperature < 0:
+            raise LLMError(f"bad sampling options max_tokens={max_tokens} temperature={temperature}",
+                           code="invalid_request")
+        usable = offered(tools, tool_choice)
+        if tools and tool_choice not in TOOL_CHOICES and not usable:
+            raise LLMError(f"tool_choice names {tool_choice!r}, which is not among the tools", code="invalid_request")
+        if usable or has_tool_turns(messages):
+            async for item in self._complete_tools(messages, usable, tool_choice != "auto", max_tokens, temperature):
+                yield item
+            return
         ids = self.prompt_ids(messages)
+        params = SamplingParams(max_tokens=min(max_tokens, self._room(ids)), temperature=temperature,
+                                output_kind=RequestOutputKind.DELTA)
+        async with contextlib.aclosing(self._generate(ids, params)) as stream:  # closing us aborts the request
+            async for out in stream:
+                delta = out.outputs[0].text if out.outputs else ""
+                if delta:
+                    yield delta
+
+    def _room(self, ids: list[int]) -> int:
         room = self.settings.max_model_len - len(ids)
         if room < 1:
             raise LLMError(f"prompt has {len(ids)} tokens, more than max_model_len={self.settings.max_model_len}",
                            code="context_length_exceeded")
-        if max_tokens < 1 or temperature < 0:
-            raise LLMError(f"bad sampling options max_tokens={max_tokens} temperature={temperature}",
-                           code="invalid_request")
-        params = SamplingParams(max_tokens=min(max_tokens, room), temperature=temperature,
-                                output_kind=RequestOutputKind.DELTA)
+        return room
+
+    async def _complete_tools(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], forced: bool,
+                              max_tokens: int, temperature: float) -> AsyncIterator[str | ToolCall]:
+        """Free text until the model's `<tool_call>` token, then guided-JSON call bodies (Hermes parser reads them)."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+        from vllm.tool_parsers.hermes_tool_parser import Hermes2ProToolParser
+
+        tok = self.tokenizer
+        prompt = tok.apply_chat_template(as_dicts(messages), tools=openai_tools(tools) if tools else None,
+                                         add_generation_prompt=True, tokenize=False)
+        open_ids = tok.encode("<tool_call>", add_special_tokens=False)
+        if len(open_ids) != 1:
+            raise LLMError("this model's tokenizer has no <tool_call> token (use a Qwen/Hermes model)",
+                           code="tools_unsupported")
+        encode = lambda text: list(tok.encode(text, add_special_tokens=False))
+        if not tools or not forced:
+            ids = encode(prompt)
+            params = SamplingParams(max_tokens=min(max_tokens, self._room(ids)), temperature=temperature,
+                                    output_kind=RequestOutputKind.DELTA, stop_token_ids=open_ids if tools else None)
+            opened = False
+            lead: str | None = ""  # held until its first non-space character shows whether a call opens
+            async with contextlib.aclosing(self._generate(ids, params)) as stream:
+                async for out in stream:
+                    if not out.outputs:
+                        continue
+                    opened = opened or out.outputs[0].stop_reason == open_ids[0]
+                    delta = out.outputs[0].text
+                    if delta and lead is not None:
+                        lead += delta
+                        if not lead.strip():
+                            continue
+                        if tools and opens_call(lead):  # a bare JSON body: the call opens without its marker
+                            opened = True
+                            break  # closing the stream aborts the request
+                        delta, lead = lead, None
+                    if delta:
+                        prompt += delta
+                        yield delta
+            if not (tools and opened):
+                return
+        parser = Hermes2ProToolParser(tok)
+        guided = StructuredOutputsParams(json=call_schema(tools))
+        for _ in range(MAX_CALLS_PER_RESPONSE):
+            prompt += "<tool_call>\n"
+            ids = encode(prompt)
+            params = SamplingParams(max_tokens=min(max_tokens, self._room(ids)), temperature=temperature,
+                                    output_kind=RequestOutputKind.FINAL_ONLY, structured_outputs=guided)
+            body = ""
+            async for out in self._generate(ids, params):
+                body = out.outputs[0].text if out.outputs else body
+            found = parser.extract_tool_calls(f"<tool_call>\n{body}\n</tool_call>", None)  # type: ignore[arg-type]
+            if not found.tools_called:
+                raise LLMError(f"vLLM produced an unfinished tool call: {body[:80]!r}", code="invalid_tool_call")
+            for call in found.tool_calls:
+                yield ToolCall(new_call_id(), call.function.name, call.function.arguments)
+            prompt += body + "\n</tool_call>\n"
+            if forced:
+                return
+            ids = encode(prompt)
+            params = SamplingParams(max_tokens=1, temperature=temperature, output_kind=RequestOutputKind.FINAL_ONLY)
+            nxt = [out async for out in self._generate(ids, params)]
+            first = nxt[-1].outputs[0] if nxt and nxt[-1].outputs else None
+            if first is None or (list(first.token_ids)[:1] != open_ids and not opens_call(first.text)):
+                return
+
+    async def _generate(self, ids: list[int], params: Any) -> AsyncIterator[Any]:
+        """One engine request; cancelling or closing aborts it (frees its KV blocks at once)."""
+        from vllm.inputs import TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        engine = self.engine
         request_id = f"falante-{uuid.uuid4().hex}"
         counted = False
         try:
@@ -173,9 +273,7 @@ class VllmLanguageModel:
                     counted = True
                     self.prompt_tokens += len(ids)
                     self.cached_prompt_tokens += out.num_cached_tokens
-                delta = out.outputs[0].text if out.outputs else ""
-                if delta:
-                    yield delta
+                yield out
         except (asyncio.CancelledError, GeneratorExit):
             await engine.abort(request_id)
             raise

@@ -11,6 +11,8 @@ from typing import Any
 
 from falante.config import EagernessSettings, Settings, TurnSettings, VadSettings, VoiceSettings
 from falante.g711 import G711_RATE
+from falante.types import ToolSpec
+from llm.tools import TOOL_CHOICES, check_schema
 from server import protocol as p
 
 DEFAULT_RATE = 24_000
@@ -37,6 +39,8 @@ class SessionConfig:
     tts_voice: str = ""  # the TTS voice that speaks `voice` (an OpenAI name maps through `voice_table`)
     default_voice: str = ""  # the TTS's configured voice
     voice_table: VoiceSettings = field(default_factory=VoiceSettings)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"  # "auto" | "none" | "required" | a tool's name (falante.types.ToolChoice)
 
     @classmethod
     def defaults(cls, settings: Settings) -> SessionConfig:
@@ -66,6 +70,13 @@ class SessionConfig:
         if s.max_output_tokens is not None:
             cfg = replace(cfg, max_tokens=self.max_tokens if s.max_output_tokens == "inf"
                           else _check_tokens(s.max_output_tokens, "session.max_output_tokens"))
+        if s.tools is not None or s.tool_choice is not None:
+            tools = _tools(s.tools, "session.tools") if s.tools is not None else cfg.tools
+            choice = _tool_choice(s.tool_choice, tools, "session.tool_choice") if s.tool_choice is not None \
+                else cfg.tool_choice
+            if choice not in TOOL_CHOICES and all(t.name != choice for t in tools):
+                choice = "auto"  # the named tool went away with this update
+            cfg = replace(cfg, tools=tools, tool_choice=choice)
         audio = s.audio
         if audio and audio.input:
             if audio.input.format:
@@ -129,8 +140,15 @@ class SessionConfig:
         max_tokens = cfg.max_tokens
         if options and isinstance(options.max_output_tokens, int):
             max_tokens = _check_tokens(options.max_output_tokens, "response.max_output_tokens")
+        tools = _tools(options.tools, "response.tools") if options and options.tools is not None else cfg.tools
+        choice = cfg.tool_choice if tools is cfg.tools else "auto"
+        if options and options.tool_choice is not None:
+            choice = _tool_choice(options.tool_choice, tools, "response.tool_choice")
+        elif choice not in TOOL_CHOICES and all(t.name != choice for t in tools):
+            choice = "auto"
         return ResponseConfig(voice=cfg.voice, tts_voice=cfg.tts_voice, speed=cfg.speed, output_codec=cfg.output_codec,
-                              output_rate=cfg.output_rate, audio_out="audio" in modalities, max_tokens=max_tokens)
+                              output_rate=cfg.output_rate, audio_out="audio" in modalities, max_tokens=max_tokens,
+                              tools=tools, tool_choice=choice)
 
     # ------------------------------------------------------------------------------------------------ views
     @property
@@ -186,7 +204,8 @@ class SessionConfig:
                 "output": {"format": _describe_format(self.output_codec, self.output_rate), "voice": self.voice,
                            "speed": self.speed},
             },
-            "tools": [], "tool_choice": "auto", "tracing": None,
+            "tools": [describe_tool(t) for t in self.tools], "tool_choice": describe_tool_choice(self.tool_choice),
+            "tracing": None,
             "falante": {"protocol": p.PROTOCOL_VERSION, "barge_in_min_ms": self.vad.barge_in_min_ms,
                         "voices": voices or []},
         }
@@ -201,6 +220,46 @@ class ResponseConfig:
     output_rate: int
     audio_out: bool
     max_tokens: int
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+
+
+def describe_tool(tool: ToolSpec) -> dict[str, Any]:
+    return {"type": "function", "name": tool.name, "description": tool.description, "parameters": tool.parameters}
+
+
+def describe_tool_choice(choice: str) -> str | dict[str, str]:
+    return choice if choice in TOOL_CHOICES else {"type": "function", "name": choice}
+
+
+def _tools(tools: list[p.FunctionTool], where: str) -> tuple[ToolSpec, ...]:
+    """Protocol tools → ToolSpecs; a bad schema, a duplicate or a reserved name is the client's error."""
+    import json
+
+    out: list[ToolSpec] = []
+    for i, t in enumerate(tools):
+        parameters = t.parameters if t.parameters is not None else {"type": "object", "properties": {}}
+        error = check_schema(parameters)
+        if error:
+            raise p.ProtocolError("invalid_value", f"tool {t.name!r}: {error}", param=f"{where}[{i}].parameters")
+        if len(json.dumps(parameters)) + len(t.description or "") > p.MAX_TOOL_SCHEMA_CHARS:
+            raise p.ProtocolError("invalid_value", f"tool {t.name!r} is over {p.MAX_TOOL_SCHEMA_CHARS} characters "
+                                  "(description + parameters)", param=f"{where}[{i}]")
+        if t.name in TOOL_CHOICES:
+            raise p.ProtocolError("invalid_value", f"a tool may not be named {t.name!r}", param=f"{where}[{i}].name")
+        if any(o.name == t.name for o in out):
+            raise p.ProtocolError("invalid_value", f"two tools are named {t.name!r}", param=f"{where}[{i}].name")
+        out.append(ToolSpec(t.name, t.description or "", parameters))
+    return tuple(out)
+
+
+def _tool_choice(choice: str | p.ToolChoiceFunction, tools: tuple[ToolSpec, ...], where: str) -> str:
+    if isinstance(choice, str):
+        return choice
+    if all(t.name != choice.name for t in tools):
+        raise p.ProtocolError("invalid_value", f"tool_choice names {choice.name!r}, which is not among the tools",
+                              param=f"{where}.name")
+    return choice.name
 
 
 def _format(fmt: p.AudioFormat, where: str) -> tuple[str, int]:

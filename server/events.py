@@ -8,7 +8,8 @@ the server (a bug, caught by the tests), never reaches a client. Fields outside 
 except the few documented extensions in `EXTENSION_FIELDS`, which only clients that opted in receive
 (`for_client`).
 
-Function-call events (`response.function_call_arguments.*`) and items go here as well when they are added.
+Function calling's items and `response.function_call_arguments.*` events are here too; a response's message and
+its calls each have their own `output_index` (the order the model produced them).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any, Literal, get_args
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from falante.types import ToolCall
 from server.protocol import new_id
 
+ARGUMENT_DELTA_CHARS = 64  # a call's validated arguments go out in pieces of this size (a client may show them grow)
 EXTENSIONS_QUERY = "extensions"  # `?extensions=falante` on the websocket URL: the opt-in (docs/protocol.md)
 FALANTE_PREFIX = "falante."
 # Extension fields inside OpenAI events (path from the event root); stripped for clients that did not opt in.
@@ -180,6 +183,18 @@ def message_item(item_id: str, role: str, status: str, content: list[dict[str, A
             "content": content}
 
 
+def function_call_item(item_id: str, call: ToolCall, status: str) -> dict[str, Any]:
+    """The `function_call` item; its arguments are empty while it is in progress, as OpenAI sends it."""
+    return {"id": item_id, "type": "function_call", "object": "realtime.item", "status": status,
+            "call_id": call.call_id, "name": call.name,
+            "arguments": "" if status == "in_progress" else call.arguments}
+
+
+def function_call_output_item(item_id: str, call_id: str, output: str) -> dict[str, Any]:
+    return {"id": item_id, "type": "function_call_output", "object": "realtime.item", "status": "completed",
+            "call_id": call_id, "output": output}
+
+
 def text_part(role: str, text: str) -> dict[str, Any]:
     """A message item's text content: `input_text` for user/system items, `output_text` for the assistant's."""
     return {"type": "output_text" if role == "assistant" else "input_text", "text": text}
@@ -287,12 +302,12 @@ def response_done(body: dict[str, Any]) -> dict[str, Any]:
     return _event("response.done", response=body)
 
 
-def output_item_added(response_id: str, item: dict[str, Any]) -> dict[str, Any]:
-    return _event("response.output_item.added", response_id=response_id, output_index=0, item=item)
+def output_item_added(response_id: str, item: dict[str, Any], output_index: int = 0) -> dict[str, Any]:
+    return _event("response.output_item.added", response_id=response_id, output_index=output_index, item=item)
 
 
-def output_item_done(response_id: str, item: dict[str, Any]) -> dict[str, Any]:
-    return _event("response.output_item.done", response_id=response_id, output_index=0, item=item)
+def output_item_done(response_id: str, item: dict[str, Any], output_index: int = 0) -> dict[str, Any]:
+    return _event("response.output_item.done", response_id=response_id, output_index=output_index, item=item)
 
 
 def _part(audio: bool, text: str) -> dict[str, Any]:
@@ -300,42 +315,58 @@ def _part(audio: bool, text: str) -> dict[str, Any]:
     return {"type": "audio", "transcript": text} if audio else {"type": "text", "text": text}
 
 
-def content_part_added(response_id: str, item_id: str, audio: bool) -> dict[str, Any]:
-    return _event("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
-                  content_index=0, part=_part(audio, ""))
+def content_part_added(response_id: str, item_id: str, audio: bool, output_index: int = 0) -> dict[str, Any]:
+    return _event("response.content_part.added", response_id=response_id, item_id=item_id,
+                  output_index=output_index, content_index=0, part=_part(audio, ""))
 
 
-def content_part_done(response_id: str, item_id: str, audio: bool, text: str) -> dict[str, Any]:
-    return _event("response.content_part.done", response_id=response_id, item_id=item_id, output_index=0,
-                  content_index=0, part=_part(audio, text))
+def content_part_done(response_id: str, item_id: str, audio: bool, text: str,
+                      output_index: int = 0) -> dict[str, Any]:
+    return _event("response.content_part.done", response_id=response_id, item_id=item_id,
+                  output_index=output_index, content_index=0, part=_part(audio, text))
 
 
-def _output(kind: str, response_id: str, item_id: str, **fields: Any) -> dict[str, Any]:
-    return _event(kind, response_id=response_id, item_id=item_id, output_index=0, content_index=0, **fields)
+def _output(kind: str, response_id: str, item_id: str, output_index: int, **fields: Any) -> dict[str, Any]:
+    return _event(kind, response_id=response_id, item_id=item_id, output_index=output_index, content_index=0,
+                  **fields)
 
 
-def audio_delta(response_id: str, item_id: str, delta: str) -> dict[str, Any]:
-    return _output("response.output_audio.delta", response_id, item_id, delta=delta)
+def audio_delta(response_id: str, item_id: str, delta: str, output_index: int = 0) -> dict[str, Any]:
+    return _output("response.output_audio.delta", response_id, item_id, output_index, delta=delta)
 
 
-def audio_done(response_id: str, item_id: str) -> dict[str, Any]:
-    return _output("response.output_audio.done", response_id, item_id)
+def audio_done(response_id: str, item_id: str, output_index: int = 0) -> dict[str, Any]:
+    return _output("response.output_audio.done", response_id, item_id, output_index)
 
 
-def audio_transcript_delta(response_id: str, item_id: str, delta: str) -> dict[str, Any]:
-    return _output("response.output_audio_transcript.delta", response_id, item_id, delta=delta)
+def audio_transcript_delta(response_id: str, item_id: str, delta: str, output_index: int = 0) -> dict[str, Any]:
+    return _output("response.output_audio_transcript.delta", response_id, item_id, output_index, delta=delta)
 
 
-def audio_transcript_done(response_id: str, item_id: str, transcript: str) -> dict[str, Any]:
-    return _output("response.output_audio_transcript.done", response_id, item_id, transcript=transcript)
+def audio_transcript_done(response_id: str, item_id: str, transcript: str, output_index: int = 0) -> dict[str, Any]:
+    return _output("response.output_audio_transcript.done", response_id, item_id, output_index,
+                   transcript=transcript)
 
 
-def text_delta(response_id: str, item_id: str, delta: str) -> dict[str, Any]:
-    return _output("response.output_text.delta", response_id, item_id, delta=delta)
+def text_delta(response_id: str, item_id: str, delta: str, output_index: int = 0) -> dict[str, Any]:
+    return _output("response.output_text.delta", response_id, item_id, output_index, delta=delta)
 
 
-def text_done(response_id: str, item_id: str, text: str) -> dict[str, Any]:
-    return _output("response.output_text.done", response_id, item_id, text=text)
+def text_done(response_id: str, item_id: str, text: str, output_index: int = 0) -> dict[str, Any]:
+    return _output("response.output_text.done", response_id, item_id, output_index, text=text)
+
+
+def arguments_deltas(response_id: str, item_id: str, output_index: int, call: ToolCall) -> list[dict[str, Any]]:
+    """`response.function_call_arguments.delta` events whose deltas join to the (validated) arguments."""
+    text = call.arguments
+    return [_event("response.function_call_arguments.delta", response_id=response_id, item_id=item_id,
+                   output_index=output_index, call_id=call.call_id, delta=text[i:i + ARGUMENT_DELTA_CHARS])
+            for i in range(0, len(text), ARGUMENT_DELTA_CHARS)]
+
+
+def arguments_done(response_id: str, item_id: str, output_index: int, call: ToolCall) -> dict[str, Any]:
+    return _event("response.function_call_arguments.done", response_id=response_id, item_id=item_id,
+                  output_index=output_index, call_id=call.call_id, name=call.name, arguments=call.arguments)
 
 
 # ------------------------------------------------------------------------------------------ falante.*

@@ -1,7 +1,7 @@
 """The wire protocol: OpenAI Realtime API (GA event names) client events, validated strictly.
 
 Why strict: a typo in a field name must come back as an `error` naming the parameter, not be silently ignored.
-Fields of the OpenAI API that falante accepts but does not act on (tools, tracing, …) are listed in
+Fields of the OpenAI API that falante accepts but does not act on (tracing, …) are listed in
 `IGNORED_SESSION_FIELDS` and documented in docs/protocol.md. See docs/protocol.md for the whole subset.
 """
 
@@ -11,7 +11,7 @@ import itertools
 import secrets
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = "falante-realtime/1"
 
@@ -61,7 +61,29 @@ class AudioConfig(Strict):
     output: AudioOutput | None = None
 
 
-IGNORED_SESSION_FIELDS = ("tools", "tool_choice", "tracing", "prompt", "include", "truncation", "reasoning",
+# ------------------------------------------------------------------------------------------ tools
+MAX_TOOLS = 32  # functions one session (or response) may offer; each is in every prompt (docs/protocol.md)
+MAX_TOOL_SCHEMA_CHARS = 8000  # one tool's description + parameters, as JSON
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class FunctionTool(Strict):
+    """OpenAI `RealtimeFunctionTool`; `parameters` must be a JSON schema of an object (checked in config_state)."""
+
+    type: Literal["function"] = "function"
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str | None = Field(default=None, max_length=4000)
+    parameters: dict[str, Any] | None = None
+
+
+class ToolChoiceFunction(Strict):
+    type: Literal["function"]
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+
+
+ToolChoiceParam = Literal["auto", "none", "required"] | ToolChoiceFunction
+
+IGNORED_SESSION_FIELDS = ("tracing", "prompt", "include", "truncation", "reasoning",
                           "parallel_tool_calls", "model")
 
 
@@ -71,8 +93,8 @@ class SessionUpdate(Strict):
     output_modalities: list[Literal["text", "audio"]] | None = Field(default=None, min_length=1, max_length=1)
     audio: AudioConfig | None = None
     max_output_tokens: int | Literal["inf"] | None = None
-    tools: list[Any] | None = None
-    tool_choice: Any = None
+    tools: list[FunctionTool] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoiceParam | None = None
     tracing: Any = None
     prompt: Any = None
     include: list[str] | None = None
@@ -121,10 +143,40 @@ class Item(Strict):
     content: list[ContentPart] = Field(min_length=1, max_length=16)
 
 
+class FunctionCallItem(Strict):
+    """A call the client puts in the history itself (e.g. replaying a conversation)."""
+
+    id: str | None = Field(default=None, max_length=64)
+    type: Literal["function_call"]
+    object: Literal["realtime.item"] | None = None
+    status: Literal["completed", "incomplete", "in_progress"] | None = None
+    call_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: str
+
+
+class FunctionCallOutputItem(Strict):
+    """The client's result of running one of the model's calls."""
+
+    id: str | None = Field(default=None, max_length=64)
+    type: Literal["function_call_output"]
+    object: Literal["realtime.item"] | None = None
+    status: Literal["completed", "incomplete", "in_progress"] | None = None
+    call_id: str = Field(min_length=1, max_length=64)
+    output: str
+
+
+def _item_type(value: Any) -> str:
+    """An item without `type` is a message (as before function calling); unknown types fail on the message model."""
+    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message")
+    return kind if kind in ("function_call", "function_call_output") else "message"
+
+
 class ItemCreateEvent(ClientEvent):
     type: Literal["conversation.item.create"]
     previous_item_id: str | None = None
-    item: Item
+    item: Annotated[Annotated[Item, Tag("message")] | Annotated[FunctionCallItem, Tag("function_call")]
+                    | Annotated[FunctionCallOutputItem, Tag("function_call_output")], Discriminator(_item_type)]
 
 
 class ItemTruncateEvent(ClientEvent):
@@ -151,6 +203,8 @@ class ResponseOptions(Strict):
     conversation: Literal["auto", "none"] | None = None
     metadata: dict[str, str] | None = None
     audio: AudioConfig | None = None
+    tools: list[FunctionTool] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoiceParam | None = None
 
 
 class ResponseCreateEvent(ClientEvent):
@@ -229,7 +283,7 @@ def parse_client_event(raw: Any) -> Any:
         return _adapter.validate_python(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"][1:] if p != kind) or None
+        where = ".".join(str(p) for p in first["loc"][1:] if p != kind and not _union_tag(p)) or None
         if first["type"] == "extra_forbidden":
             raise ProtocolError("unknown_parameter", f"Unknown parameter: '{where}'", param=where,
                                 event_id=event_id) from None
@@ -237,6 +291,12 @@ def parse_client_event(raw: Any) -> Any:
                             event_id=event_id) from None
 
 
+def _union_tag(part: Any) -> bool:
+    """pydantic puts union member tags in error locations ("item.message.type"): not a field the client sent."""
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+
+
+_UNION_TAGS = frozenset({"message", "function_call", "function_call_output", "ToolChoiceFunction"})
 _counter = itertools.count(1)
 
 

@@ -50,11 +50,19 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
     emit = session.emit
     audio = turn.options.audio
     await emit(events.response_created(_response(turn, "in_progress", [])))
-    await emit(events.output_item_added(turn.response_id, _item(turn, "in_progress")))
-    if keep_history:  # an out-of-band reply (conversation "none") is no conversation item
-        turn.previous_item_id = session.last_item_id
-        await emit(events.item_added(_item(turn, "in_progress"), turn.previous_item_id))
-    await emit(events.content_part_added(turn.response_id, turn.item_id, audio))
+
+    async def open_message(send: Any = emit) -> None:
+        await send(events.output_item_added(turn.response_id, _item(turn, "in_progress"), turn.index))
+        if keep_history:  # an out-of-band reply (conversation "none") is no conversation item
+            turn.previous_item_id = session.last_item_id
+            await send(events.item_added(_item(turn, "in_progress"), turn.previous_item_id))
+        await send(events.content_part_added(turn.response_id, turn.item_id, audio, turn.index))
+
+    if turn.options.calls_possible and turn.message_index is None:
+        turn.open_message = lambda: open_message(turn.emit)  # the model may only call: it opens with its words
+    else:
+        await turn.ensure_message()
+        await open_message()
     await emit(events.avatar_state("thinking", response_id=turn.response_id, item_id=turn.item_id))
     if gate is not None and turn.task is not None:
         await gate.open()
@@ -91,18 +99,24 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
     emit, rid = session.emit, turn.response_id
     status = turn.status
     item_status = "completed" if status == "completed" else "incomplete"
-    if status == "completed":
-        text = turn.text.strip()
-        if turn.options.audio:
-            await emit(events.audio_done(rid, turn.item_id))
-            await emit(events.audio_transcript_done(rid, turn.item_id, text))
-        else:
-            await emit(events.text_done(rid, turn.item_id, text))
-        await emit(events.content_part_done(rid, turn.item_id, turn.options.audio, text))
-    item = _item(turn, item_status)
-    await emit(events.output_item_done(rid, item))
+    index = turn.message_index  # None: the model only called functions (or said nothing when it could have)
+    outputs: list[tuple[int, dict[str, Any]]] = []
+    if index is not None:
+        if status == "completed":
+            text = turn.text.strip()
+            if turn.options.audio:
+                await emit(events.audio_done(rid, turn.item_id, index))
+                await emit(events.audio_transcript_done(rid, turn.item_id, text, index))
+            else:
+                await emit(events.text_done(rid, turn.item_id, text, index))
+            await emit(events.content_part_done(rid, turn.item_id, turn.options.audio, text, index))
+        item = _item(turn, item_status)
+        await emit(events.output_item_done(rid, item, index))
+        outputs.append((index, item))
+    for made in turn.calls:  # calls already went out whole; a cancelled response's calls are incomplete
+        outputs.append((made.output_index, events.function_call_item(made.item_id, made.call, item_status)))
     session.finish_turn(turn, keep_history)
-    if keep_history:
+    if keep_history and index is not None:
         session.remember_item(item)
         await emit(events.item_done(item, turn.previous_item_id))
     details: dict[str, Any] | None = None
@@ -127,7 +141,8 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
     await emit(events.response_metrics(rid, language, {k: round(v * 1000, 1) for k, v in turn.timings.items()},
                                        turn.samples_sent * 1000 // turn.options.out_rate,
                                        _rounded(turn.end_of_turn)))
-    await emit(events.response_done(_response(turn, status, [item], status_details=details,
+    output = [out for _, out in sorted(outputs, key=lambda pair: pair[0])]
+    await emit(events.response_done(_response(turn, status, output, status_details=details,
                                               usage=_usage(session, turn))))
     await emit(events.avatar_state("idle"))
 

@@ -29,6 +29,7 @@ from falante.types import (
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
     Transcript,
 )
 from llm.conversation import Conversation, token_counter_for
@@ -290,6 +291,9 @@ class Session:
 
     async def _on_conversation_item_create(self, event: p.ItemCreateEvent) -> None:
         item = event.item
+        if isinstance(item, (p.FunctionCallItem, p.FunctionCallOutputItem)):
+            await self._add_function_item(item)
+            return
         text = " ".join(part.text or part.transcript or "" for part in item.content).strip()
         if any(part.audio for part in item.content):
             raise p.ProtocolError("unsupported_content", "audio content in conversation.item.create is not "
@@ -299,14 +303,40 @@ class Session:
         if len(text) > self.settings.limits.max_text_chars:
             raise p.ProtocolError("text_too_long", f"item text exceeds {self.settings.limits.max_text_chars} "
                                   "characters", param="item.content")
-        item_id = item.id or p.new_id("item")
-        if item_id in self._item_ids:
-            raise p.ProtocolError("duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
+        item_id = self._new_item_id(item.id)
         if item.role == "system":
             self.conversation.set_persona(instructions=text)
         else:
             self.conversation.add(item.role, text, item_id)
         await self._item_added(item_id, item.role, [events.text_part(item.role, text)])
+
+    def _new_item_id(self, given: str | None) -> str:
+        item_id = given or p.new_id("item")
+        if item_id in self._item_ids:
+            raise p.ProtocolError("duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
+        return item_id
+
+    async def _add_function_item(self, item: p.FunctionCallItem | p.FunctionCallOutputItem) -> None:
+        """A client's function_call_output (the result of a call), or a function_call it replays into history."""
+        text = item.output if isinstance(item, p.FunctionCallOutputItem) else item.arguments
+        if len(text) > self.settings.limits.max_text_chars:
+            raise p.ProtocolError("text_too_long", f"the item exceeds {self.settings.limits.max_text_chars} "
+                                  "characters", param="item.output" if item.type == "function_call_output"
+                                  else "item.arguments")
+        item_id = self._new_item_id(item.id)
+        if isinstance(item, p.FunctionCallOutputItem):
+            try:
+                self.conversation.add_call_output(item.call_id, item.output, item_id)
+            except KeyError:
+                raise p.ProtocolError("invalid_value", f"no function_call with call_id {item.call_id!r} in the "
+                                      "conversation (unknown, or dropped by the history budget)",
+                                      param="item.call_id") from None
+            wire = events.function_call_output_item(item_id, item.call_id, item.output)
+        else:
+            call = ToolCall(item.call_id, item.name, item.arguments)
+            self.conversation.add_call(call, item_id)
+            wire = events.function_call_item(item_id, call, "completed")
+        await self._add_item(wire)
 
     async def _on_conversation_item_truncate(self, event: p.ItemTruncateEvent) -> None:
         turn = self._past_turns.get(event.item_id) or (self.turn if self.turn and self.turn.item_id ==
@@ -489,17 +519,20 @@ class Session:
                 self.turn.end_of_turn = end_of_turn
 
     async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
+        await self._add_item(events.message_item(item_id, role, "completed", content))
+
+    async def _add_item(self, item: dict[str, Any]) -> None:
+        """A client's item joins the conversation: ids, retrieve, and its added/done events."""
         previous = self._last_item_id
-        self._item_ids.add(item_id)
-        self._last_item_id = item_id
-        item = events.message_item(item_id, role, "completed", content)
+        self._item_ids.add(item["id"])
+        self._last_item_id = item["id"]
         self.remember_item(item)
         await self.emit(events.item_added(item, previous))
         await self.emit(events.item_done(item, previous))
 
     def remember_item(self, item: dict[str, Any]) -> None:
         """Keep the item's wire shape for conversation.item.retrieve (a copy: later updates change only ours)."""
-        self._wire_items[item["id"]] = {**item, "content": [dict(part) for part in item["content"]]}
+        self._wire_items[item["id"]] = {**item, "content": [dict(part) for part in item.get("content", ())]}
         self._wire_items.move_to_end(item["id"])
         while len(self._wire_items) > self.settings.limits.max_history_items:
             self._wire_items.popitem(last=False)
@@ -524,7 +557,8 @@ class Session:
         return Turn(response_id=p.new_id("resp"), item_id=p.new_id("item"), messages=messages,
                     options=TurnOptions(voice=cfg.tts_voice, speed=cfg.speed, out_rate=cfg.output_rate,
                                         audio=cfg.audio_out, codec=cfg.output_codec, max_tokens=cfg.max_tokens,
-                                        temperature=self.settings.chat.temperature, voice_name=cfg.voice),
+                                        temperature=self.settings.chat.temperature, voice_name=cfg.voice,
+                                        tools=cfg.tools, tool_choice=cfg.tool_choice),
                     llm=self.backends.llm, tts=self.backends.tts, settings=self.settings, emit=emit,
                     t_trigger=t_trigger, metadata=options.metadata if options else None,
                     input_tokens=self.conversation.tokens(),
@@ -576,8 +610,9 @@ class Session:
         self._past_turns[turn.item_id] = turn
         while len(self._past_turns) > 16:
             self._past_turns.pop(next(iter(self._past_turns)))
-        self._item_ids.add(turn.item_id)
-        self._last_item_id = turn.item_id
+        if turn.message_index is not None:  # a reply that only called functions has no message item
+            self._item_ids.add(turn.item_id)
+            self._last_item_id = turn.item_id
         heard = turn.text.strip() if turn.status == "completed" else turn.heard_text(turn.heard_samples())
         if turn.status == "completed" and not turn.options.audio:
             heard = turn.text.strip()
@@ -585,6 +620,12 @@ class Session:
             self.conversation.add_assistant(heard, turn.item_id)
         elif turn.status == "cancelled":
             self._unheard.add(turn.item_id)
+        if turn.status == "completed":  # a cancelled response's calls are incomplete: not to be run, not kept
+            for made in turn.calls:
+                self.conversation.add_call(made.call, made.item_id)
+                self._item_ids.add(made.item_id)
+                self._last_item_id = made.item_id
+                self.remember_item(events.function_call_item(made.item_id, made.call, "completed"))
 
     async def _interrupt(self, reason: str, notify: bool = True) -> None:
         turn, runner = self.turn, self._turn_runner

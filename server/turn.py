@@ -20,11 +20,13 @@ from avatar import Timeline, expression_for, frames_to_wire
 from falante.audio import StreamResampler, encode_pcm16_base64
 from falante.config import Settings
 from falante.g711 import encode_g711
-from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer
+from falante.types import ChatMessage, LanguageModel, SpeechSynthesizer, ToolCall, ToolSpec
 from llm.errors import LLMError
 from llm.knowledge import with_context
 from llm.sentences import SentenceSplitter
+from llm.tools import offered, validation_error
 from server import events
+from server.protocol import new_id
 
 if TYPE_CHECKING:
     from llm.knowledge import KnowledgeBase
@@ -33,10 +35,25 @@ log = logging.getLogger("falante.turn")
 
 DELTA_MS = 200  # audio per `response.output_audio.delta`: small enough that a barge-in drops little
 SENTENCE_QUEUE = 4  # sentences the LLM may run ahead of the voice
+# spoken when the model's function call fails validation twice (the client also gets an `invalid_tool_call` error)
+TOOL_APOLOGY = "Desculpe, não consegui fazer isso agora."
 
 
 def llm_failed_event(exc: LLMError) -> dict[str, Any]:
     return events.error("llm_failed", f"the language model failed: {exc}", type="server_error")
+
+
+class InvalidToolCall(Exception):
+    """The model's call names no offered tool or its arguments do not validate: it is never sent to the client."""
+
+
+@dataclass
+class MadeCall:
+    """A function call this response sent to the client, with its place in the response's output."""
+
+    call: ToolCall
+    item_id: str
+    output_index: int
 
 
 @dataclass
@@ -58,6 +75,12 @@ class TurnOptions:
     temperature: float
     codec: str = "audio/pcm"  # or G.711 "audio/pcmu" / "audio/pcma"
     voice_name: str | None = None  # the voice as the client named it (an OpenAI name maps to `voice`)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+
+    @property
+    def calls_possible(self) -> bool:
+        return bool(offered(self.tools, self.tool_choice))
 
 
 @dataclass
@@ -89,6 +112,10 @@ class Turn:
     error: LLMError | None = None  # the LLM failed: the client got `llm_failed` and hears chat.error_reply
     knowledge: KnowledgeBase | None = None  # the operator's facts; `query` (the user's turn) retrieves from it
     query: str = ""
+    calls: list[MadeCall] = field(default_factory=list)  # function calls sent, in output order
+    message_index: int | None = None  # output_index of the assistant message item, once it is open
+    outputs: int = 0  # output items opened so far
+    open_message: Callable[[], Awaitable[None]] | None = None  # emits the message item's opening events (lazy)
 
     # ---------------------------------------------------------------------------------------------- control
     def start(self) -> asyncio.Task:
@@ -154,15 +181,79 @@ class Turn:
         await sentences.put(None)
 
     async def _generate(self, sentences: asyncio.Queue[str | None], splitter: SentenceSplitter, t0: float) -> None:
-        async for delta in self.llm.complete(self.messages, max_tokens=self.options.max_tokens,
-                                             temperature=self.options.temperature):
-            if "llm_first_token" not in self.timings:
-                self.timings["llm_first_token"] = time.perf_counter() - t0
-            self.text += delta
-            for sentence in splitter.push(delta):
-                await self._queue_sentence(sentences, sentence, t0)
-                if self.options.audio and self.settings.chat.llm_waits_for_first_audio:
-                    await self.first_piece_out.wait()  # the LLM (llama.cpp: within 8 tokens) leaves the CPU to TTS
+        try:
+            await self._think_once(sentences, splitter, t0, speak=True)
+        except InvalidToolCall as first:  # retry once; what was already said is not said again
+            log.warning("response %s: invalid tool call, retrying: %s", self.response_id, first)
+            try:
+                await self._think_once(sentences, splitter, t0, speak=not self.text)
+            except InvalidToolCall as second:
+                log.warning("response %s: invalid tool call again: %s", self.response_id, second)
+                await self.emit(events.error("invalid_tool_call", "the model could not make a valid function "
+                                             f"call (asked twice); it was not sent: {second}", type="server_error"))
+                for sentence in splitter.flush():
+                    await self._queue_sentence(sentences, sentence, t0)
+                self.text += (" " if self.text else "") + TOOL_APOLOGY
+                await self._queue_sentence(sentences, TOOL_APOLOGY, t0)
+
+    async def _think_once(self, sentences: asyncio.Queue[str | None], splitter: SentenceSplitter, t0: float,
+                          speak: bool) -> None:
+        """One LLM request: text goes to the splitter (if `speak`), each valid call to the client at once."""
+        opts = self.options
+        try:
+            async for item in self.llm.complete(self.messages, max_tokens=opts.max_tokens,
+                                                temperature=opts.temperature, tools=opts.tools,
+                                                tool_choice=opts.tool_choice):
+                if "llm_first_token" not in self.timings:
+                    self.timings["llm_first_token"] = time.perf_counter() - t0
+                if isinstance(item, ToolCall):
+                    await self._send_call(item)
+                    continue
+                if not speak:
+                    continue
+                self.text += item
+                for sentence in splitter.push(item):
+                    await self._queue_sentence(sentences, sentence, t0)
+                    if opts.audio and self.settings.chat.llm_waits_for_first_audio:
+                        await self.first_piece_out.wait()  # the LLM (llama.cpp: within 8 tokens) leaves the CPU
+        except LLMError as exc:
+            if exc.code == "invalid_tool_call":  # the backend's call was cut short (max_tokens): same as invalid
+                raise InvalidToolCall(str(exc)) from None
+            raise
+
+    async def _send_call(self, call: ToolCall) -> None:
+        """Validate the model's call against the offered tools' schemas; only a valid one reaches the client."""
+        error = validation_error(call, offered(self.options.tools, self.options.tool_choice), self.options.tool_choice)
+        if error:
+            raise InvalidToolCall(error)
+        if any((m.call.name, m.call.arguments) == (call.name, call.arguments) for m in self.calls):
+            return  # the retry repeated a call already sent
+        item_id, index = new_id("item"), self.outputs
+        self.outputs += 1
+        self.calls.append(MadeCall(call, item_id, index))
+        rid = self.response_id
+        added = events.function_call_item(item_id, call, "in_progress")
+        await self.emit(events.output_item_added(rid, added, index))
+        await self.emit(events.item_added(added, None))
+        for delta in events.arguments_deltas(rid, item_id, index, call):
+            await self.emit(delta)
+        await self.emit(events.arguments_done(rid, item_id, index, call))
+        done = events.function_call_item(item_id, call, "completed")
+        await self.emit(events.output_item_done(rid, done, index))
+        await self.emit(events.item_done(done, None))
+
+    async def ensure_message(self) -> None:
+        """Open the assistant message item (output_item.added …) if it is not open yet."""
+        if self.message_index is None:
+            self.message_index = self.outputs
+            self.outputs += 1
+            if self.open_message is not None:
+                await self.open_message()
+
+    @property
+    def index(self) -> int:
+        """The message's output_index (0 until it is open: a reply without calls)."""
+        return self.message_index or 0
 
     async def _queue_sentence(self, sentences: asyncio.Queue[str | None], sentence: str, t0: float) -> None:
         self.timings.setdefault("llm_first_sentence", time.perf_counter() - t0)
@@ -176,10 +267,12 @@ class Turn:
         while (sentence := await sentences.get()) is not None:
             if first:
                 first = False
+                await self.ensure_message()
                 await self.emit(events.avatar_state("speaking", expression_for(sentence),
                                                     response_id=self.response_id, item_id=self.item_id))
             if not self.options.audio:
-                await self.emit(events.text_delta(self.response_id, self.item_id, self._transcript_upto(sentence)))
+                await self.emit(events.text_delta(self.response_id, self.item_id, self._transcript_upto(sentence),
+                                                  self.index))
                 self.spoken.append(Spoken(0, 0, sentence))
                 continue
             t_sentence = time.perf_counter()
@@ -193,15 +286,16 @@ class Turn:
                 frames += timeline.frames_for(chunk, start, self.options.out_rate)
                 self.timings.setdefault("tts_first_audio", time.perf_counter() - t_sentence)
                 if delta := self._transcript_upto(sentence):  # the LLM's words, on the sentence's first chunk
-                    await self.emit(events.audio_transcript_delta(self.response_id, self.item_id, delta))
+                    await self.emit(events.audio_transcript_delta(self.response_id, self.item_id, delta, self.index))
                 frames = await self._send_audio(audio, frames)
                 self.first_piece_out.set()
                 self.spoken.append(Spoken(start, self.samples_sent, chunk.text or sentence))
             self.first_piece_out.set()  # a sentence with nothing to say must not hold the LLM
         if rest := self.text.strip()[self.transcript_sent:]:  # e.g. a last sentence with nothing to say
             self.transcript_sent += len(rest)
+            await self.ensure_message()
             delta = events.audio_transcript_delta if self.options.audio else events.text_delta
-            await self.emit(delta(self.response_id, self.item_id, rest))
+            await self.emit(delta(self.response_id, self.item_id, rest, self.index))
         if self.options.audio:
             if resampler is not None:  # the resampler's filter delay: the reply's last samples and their frames
                 start = self.samples_sent
@@ -225,7 +319,7 @@ class Turn:
             if self.t_first_audio is None:
                 self.t_first_audio = time.perf_counter()
                 self.timings["voice_to_voice"] = self.t_first_audio - self.t_trigger
-            await self.emit(events.audio_delta(self.response_id, self.item_id, self._encode(piece)))
+            await self.emit(events.audio_delta(self.response_id, self.item_id, self._encode(piece), self.index))
             self.samples_sent = hi
         return frames
 

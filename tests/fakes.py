@@ -7,6 +7,7 @@ against fakes and real backends alike, so the fakes cannot drift from what the r
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -23,9 +24,23 @@ from falante.types import (
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
+    ToolSpec,
     Transcript,
 )
 from llm.errors import LLMError
+from llm.tools import TOOL_CHOICES, new_call_id, offered
+
+# a FakeLLM call script: (messages, the tools the model may call now) → (name, arguments) pairs, or none
+CallScript = Callable[[Sequence[ChatMessage], Sequence[ToolSpec]], "list[tuple[str, dict | str]] | None"]
+
+
+def minimal_arguments(schema: dict) -> dict:
+    """Arguments that satisfy a simple object schema: each required property's first enum value or a typed default."""
+    defaults = {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
+    props = schema.get("properties", {})
+    return {name: (props.get(name, {}).get("enum") or [defaults.get(props.get(name, {}).get("type"), "x")])[0]
+            for name in schema.get("required", [])}
 
 
 class FakeRecognizer:
@@ -146,14 +161,22 @@ class FakeListener:
 
 
 class FakeLLM:
-    """Streams `reply` word by word with `delay` s between tokens; records requests and aborts."""
+    """Streams `reply` word by word with `delay` s between tokens; records requests and aborts.
+
+    Tool calls (scripted): `calls(messages, offered_tools)` returns the calls to make, or None to answer in text.
+    Like the real backends: tool_choice "none" (or no tools) never calls; "required"/a name always calls (the
+    script's calls, else the chosen tool with minimal valid arguments); each call takes `call_delay` s to decode.
+    """
 
     def __init__(self, reply: str | Callable[[Sequence[ChatMessage]], str] = "Claro! Abrimos às nove horas.",
-                 delay: float = 0.005, fail_after: int | None = None):
+                 delay: float = 0.005, fail_after: int | None = None, calls: CallScript | None = None,
+                 call_delay: float = 0.005):
         self.reply, self.delay, self.fail_after = reply, delay, fail_after
+        self.calls, self.call_delay = calls, call_delay
         self.active = 0
         self.aborted = 0
         self.requests: list[list[ChatMessage]] = []
+        self.tool_requests: list[tuple[tuple[ToolSpec, ...], str]] = []  # (tools, tool_choice) per request
 
     async def start(self) -> None:
         pass
@@ -161,12 +184,26 @@ class FakeLLM:
     async def close(self) -> None:
         pass
 
-    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256,
-                       temperature: float = 0.7) -> AsyncIterator[str]:
+    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256, temperature: float = 0.7,
+                       tools: Sequence[ToolSpec] = (), tool_choice: str = "auto") -> AsyncIterator[str | ToolCall]:
         self.requests.append(list(messages))
+        self.tool_requests.append((tuple(tools), tool_choice))
+        usable = offered(tools, tool_choice)
+        if tools and tool_choice not in TOOL_CHOICES and not usable:
+            raise LLMError(f"tool_choice names {tool_choice!r}, which is not among the tools", code="invalid_request")
+        planned = (self.calls(messages, usable) if self.calls and usable else None) or []
+        if usable and tool_choice != "auto":
+            planned = [c for c in planned if tool_choice in TOOL_CHOICES or c[0] == tool_choice][:1] or [
+                (usable[0].name, minimal_arguments(usable[0].parameters))]
         text = self.reply(messages) if callable(self.reply) else self.reply
         self.active += 1
         try:
+            if planned:
+                for name, arguments in planned:
+                    await asyncio.sleep(self.call_delay)
+                    yield ToolCall(new_call_id(), name,
+                                   arguments if isinstance(arguments, str) else json.dumps(arguments))
+                return
             for i, word in enumerate(text.split(" ")[:max_tokens]):
                 if self.fail_after is not None and i >= self.fail_after:
                     raise LLMError("scripted engine failure")

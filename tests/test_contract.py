@@ -151,3 +151,22 @@ async def test_backends_close_closes_every_model():
     await fakes.start()
     await fakes.close()
     assert fakes.recognizer.closed and fakes.tts.closed
+
+
+async def test_llm_tool_contract(backends):
+    """tool_choice as the protocol defines it: a named tool is called with arguments valid for its schema (a ToolCall
+    after any text), "none" never calls; the fake's scripted calls obey the same rules."""
+    from falante.types import ToolCall, ToolSpec
+    from llm.tools import validation_error
+
+    llm = backends.llm
+    tools = [ToolSpec("consultar_horario", "Horário de funcionamento de um local.",
+                      {"type": "object", "properties": {"local": {"type": "string"}}, "required": ["local"]})]
+    messages = [ChatMessage("system", "Você atende num museu."), ChatMessage("user", "Que horas o museu abre?")]
+    named = [x async for x in llm.complete(messages, max_tokens=48, temperature=0.0, tools=tools,
+                                           tool_choice="consultar_horario")]
+    calls = [x for x in named if isinstance(x, ToolCall)]
+    assert len(calls) == 1 and validation_error(calls[0], tools) is None, named
+    assert calls[0].call_id and not any(isinstance(x, str) for x in named)
+    none = [x async for x in llm.complete(messages, max_tokens=16, temperature=0.0, tools=tools, tool_choice="none")]
+    assert none and all(isinstance(x, str) for x in none)

@@ -162,3 +162,31 @@ def test_reserved_tokens_leave_old_items_out_of_that_prompt_but_keep_them_in_his
     assert sum(count(m.content) + 4 for m in with_reserve) + 25 <= 60
     assert len(conv.items) == 4  # nothing dropped for good: the next turn without context sees them again
     assert len(conv.messages()) == 1 + 4
+
+
+def test_calls_and_outputs_are_kept_and_rendered_as_the_chat_template_expects():
+    from falante.types import ToolCall
+
+    conv = Conversation("persona", budget_tokens=10_000)
+    conv.add_user("Que horas abre?")
+    conv.add_call(ToolCall("call_1", "consultar_horario", '{"local": "museu"}'), "fc1")
+    conv.add_call(ToolCall("call_2", "consultar_preco", '{"item": "entrada"}'), "fc2")
+    conv.add_call_output("call_1", "9h", "out1")
+    conv.add_call_output("call_2", "R$ 20", "out2")
+    msgs = conv.messages()
+    assert [m.role for m in msgs] == ["system", "user", "assistant", "tool", "tool"]
+    assert [c.call_id for c in msgs[2].tool_calls] == ["call_1", "call_2"]  # consecutive calls: one message
+    assert [(m.content, m.tool_call_id) for m in msgs[3:]] == [("9h", "call_1"), ("R$ 20", "call_2")]
+    with pytest.raises(KeyError):
+        conv.add_call_output("call_unknown", "x")
+
+
+def test_budget_never_leaves_an_output_without_its_call():
+    from falante.types import ToolCall
+
+    conv = Conversation("p", budget_tokens=10_000, max_items=3)
+    conv.add_user("a")
+    conv.add_call(ToolCall("c", "f", "{}"))
+    conv.add_call_output("c", "out")
+    conv.add_user("b")  # over max_items: the oldest go, and with them the call's output (history starts at a user)
+    assert [i.role for i in conv.items] == ["user"]

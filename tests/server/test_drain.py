@@ -12,6 +12,7 @@ import signal
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ class GatedLLM(FakeLLM):
         self.first_token = asyncio.Event()
 
     async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256,
-                       temperature: float = 0.7) -> AsyncIterator[str]:
+                       temperature: float = 0.7, **tools: Any) -> AsyncIterator[str]:
         first = True
         async for word in super().complete(messages, max_tokens=max_tokens, temperature=temperature):
             yield word

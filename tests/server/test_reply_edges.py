@@ -126,7 +126,7 @@ class GatedRecognizer(FakeRecognizer):
 class EndlessLLM(FakeLLM):
     """Says one word, then waits until cancelled (a reply that would never end by itself)."""
 
-    async def complete(self, messages, *, max_tokens=256, temperature=0.7):
+    async def complete(self, messages, *, max_tokens=256, temperature=0.7, **tools):
         self.requests.append(list(messages))
         try:
             yield "Então"
