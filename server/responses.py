@@ -54,7 +54,7 @@ async def run_turn(session: Session, turn: Turn, keep_history: bool, gate: Gate 
     async def open_message(send: Any = emit) -> None:
         await send(events.output_item_added(turn.response_id, _item(turn, "in_progress"), turn.index))
         if keep_history:  # an out-of-band reply (conversation "none") is no conversation item
-            turn.previous_item_id = session.last_item_id
+            turn.previous_item_id = session.items.last_id
             await send(events.item_added(_item(turn, "in_progress"), turn.previous_item_id))
         await send(events.content_part_added(turn.response_id, turn.item_id, audio, turn.index))
 
@@ -117,7 +117,7 @@ async def _finish(session: Session, turn: Turn, keep_history: bool) -> None:
         outputs.append((made.output_index, events.function_call_item(made.item_id, made.call, item_status)))
     session.finish_turn(turn, keep_history)
     if keep_history and index is not None:
-        session.remember_item(item)
+        session.items.remember(item)
         await emit(events.item_done(item, turn.previous_item_id))
     details: dict[str, Any] | None = None
     if status == "cancelled" and turn.cancel_reason == "server_shutdown":  # cut by a drain, not by anyone's choice

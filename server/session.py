@@ -11,17 +11,14 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from asr.endpoint import EndOfTurnPolicy
-from falante.audio import AudioFormatError, StreamResampler, decode_pcm16_base64
 from falante.config import Settings
 from falante.fairness import set_owner
-from falante.g711 import decode_g711
 from falante.types import (
     ASR_SAMPLE_RATE,
     ChatMessage,
@@ -29,7 +26,6 @@ from falante.types import (
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
-    ToolCall,
     Transcript,
 )
 from llm.conversation import Conversation, token_counter_for
@@ -37,6 +33,8 @@ from server import events
 from server import protocol as p
 from server.backends import Backends
 from server.config_state import SessionConfig
+from server.input_audio import InputAudio
+from server.items import ConversationItems
 from server.limits import TokenBucket
 from server.metrics import Metrics
 from server.outbox import Outbox
@@ -45,7 +43,6 @@ from server.turn import Turn, TurnOptions
 
 log = logging.getLogger("falante.session")
 
-MIN_COMMIT_MS = 100
 MAX_PENDING_COMMITS = 2  # manual commits of one session awaiting their decode; more gets `audio_backlog`
 AUDIO_QUEUE_CHUNKS = 256  # ~25 s of 100 ms appends between the websocket and the listener
 
@@ -62,23 +59,12 @@ class Session:
         self.conversation = Conversation(settings.chat.persona, budget_tokens=settings.chat.history_tokens,
                                          count_tokens=token_counter_for(backends.llm),
                                          max_items=settings.limits.max_history_items)
+        self.items = ConversationItems(self.conversation, settings.limits.max_history_items,
+                                       settings.limits.max_text_chars)
         self.bucket = TokenBucket(settings.limits.max_events_per_second, settings.limits.burst_events)
-        self.audio_budget = TokenBucket(settings.limits.audio_realtime_factor, settings.limits.audio_burst_s,
-                                        clock=type(self).clock)
         self.turn: Turn | None = None
         self._turn_runner: asyncio.Task | None = None
-        self._past_turns: dict[str, Turn] = {}  # item_id → finished turn, for conversation.item.truncate
-        self._unheard: set[str] = set()  # cancelled replies nobody heard: not in history unless truncate says so
-        self._item_ids: set[str] = set()  # every item id of this session (a set: the check runs per item)
-        self._last_item_id: str | None = None
-        # the newest items as the wire shows them (conversation.item.retrieve), bounded like the history
-        self._wire_items: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        # audio input (16 kHz clock, counted from the session start)
-        self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
-        self.samples_in = 0
-        self._pending: list[np.ndarray] = []  # audio since the last committed utterance, for manual commits
-        self._pending_samples = 0
-        self._arrivals: deque[tuple[int, float]] = deque(maxlen=2000)  # (sample count after append, wall time)
+        self.input = InputAudio(settings.limits, self.config.input_codec, self.config.input_rate, type(self).clock)
         self._audio_queue: asyncio.Queue[np.ndarray | None] | None = None
         self._listener_task: asyncio.Task | None = None
         self._listener_base = 0
@@ -109,11 +95,6 @@ class Session:
         if self._listener_task:
             self._listener_task.cancel()
             await asyncio.gather(self._listener_task, return_exceptions=True)
-
-    @property
-    def last_item_id(self) -> str | None:
-        """The newest conversation item (`previous_item_id` of the next one)."""
-        return self._last_item_id
 
     async def wait_idle(self, remaining: Callable[[], float]) -> None:
         """Until no reply is running (a drain lets the current one finish) or `remaining()` seconds run out."""
@@ -177,39 +158,20 @@ class Session:
 
     async def _on_session_update(self, event: p.SessionUpdateEvent) -> None:
         self._check_instructions(event.session.instructions, "session.instructions")
-        old_rate, old_vad = self.config.input_rate, self.config.vad_key()
+        old_vad = self.config.vad_key()
         self.config = self.config.updated(event.session, voices=self.backends.tts.voices())
         if event.session.instructions is not None:
             self.conversation.set_persona(instructions=event.session.instructions)
-        if self.config.input_rate != old_rate:
-            self._resampler = StreamResampler(self.config.input_rate, ASR_SAMPLE_RATE)
+        self.input.set_format(self.config.input_codec, self.config.input_rate)
         if self.config.vad_key() != old_vad:
             self._restart_listener()
         await self.emit(events.session_updated(self.config.describe(self.id, self.backends.tts.voices())))
 
     async def _on_input_audio_buffer_append(self, event: p.AppendEvent) -> None:
-        self._take_audio_budget(event.audio)
-        try:
-            if self.config.input_codec == "audio/pcm":
-                audio = decode_pcm16_base64(event.audio)
-            else:
-                audio = decode_g711(event.audio, self.config.input_codec)
-        except AudioFormatError as exc:
-            raise p.ProtocolError("invalid_audio", str(exc), param="audio") from None
-        if not audio.size:
+        chunk = self.input.append(event.audio, manual=self.config.turn_detection is None)
+        if not chunk.size:
             return
-        limit = int(self.settings.limits.max_buffer_seconds * ASR_SAMPLE_RATE)
-        chunk = self._resampler(audio)
-        if self.config.turn_detection is None and self._pending_samples + len(chunk) > limit:
-            raise p.ProtocolError("input_audio_buffer_full", f"the input buffer holds at most "
-                                  f"{self.settings.limits.max_buffer_seconds:g} s; commit or clear it first")
-        self.samples_in += len(chunk)
-        self._arrivals.append((self.samples_in, time.perf_counter()))
         self.metrics.audio_seconds_in.inc(len(chunk) / ASR_SAMPLE_RATE)
-        self._pending.append(chunk)
-        self._pending_samples += len(chunk)
-        while self._pending_samples > limit and len(self._pending) > 1:  # server VAD: keep the newest audio
-            self._pending_samples -= len(self._pending.pop(0))
         if self._audio_queue is not None:
             if self._audio_queue.full():
                 raise p.ProtocolError("audio_backlog", "speech recognition is behind; this chunk was dropped — "
@@ -217,35 +179,14 @@ class Session:
             self._audio_queue.put_nowait(chunk)
         await self._maybe_barge_in()
 
-    def _take_audio_budget(self, b64: Any) -> None:
-        """Audio sent faster than real time past the allowance is refused before it costs anything (no decode,
-        no resampling, no VAD, no ASR job): the flooder gets `audio_backlog`, the shared workers stay free."""
-        if not isinstance(b64, str):
-            return  # the decoder below answers invalid_audio
-        width = 2 if self.config.input_codec == "audio/pcm" else 1  # pcm16 or G.711 bytes per sample
-        seconds = len(b64) * 3 // 4 // width / self.config.input_rate  # base64 → bytes (padding: < 1 sample)
-        if seconds and not self.audio_budget.take(seconds):
-            limits = self.settings.limits
-            raise p.ProtocolError("audio_backlog", f"audio arrives faster than real time: a session may send "
-                                  f"{limits.audio_realtime_factor:g}x real time with {limits.audio_burst_s:g} s "
-                                  "ahead; this chunk was dropped — send audio in real time", type="server_error")
-
     async def _on_input_audio_buffer_commit(self, event: p.CommitEvent) -> None:
-        tail = self._resampler.flush()  # the resampler's filter delay: the utterance's last samples
-        if tail.size:
-            self._pending.append(tail)
-            self._pending_samples += len(tail)
-            self.samples_in += len(tail)
-        if self._pending_samples < MIN_COMMIT_MS * ASR_SAMPLE_RATE // 1000:
-            raise p.ProtocolError("input_audio_buffer_commit_empty", f"buffer too small: expected at least "
-                                  f"{MIN_COMMIT_MS} ms of audio, got {self._pending_samples * 1000 // ASR_SAMPLE_RATE} ms")
+        self.input.check_commit()
         if self._commits_pending >= MAX_PENDING_COMMITS:
             raise p.ProtocolError("audio_backlog", f"speech recognition is behind: {self._commits_pending} commits "
                                   "of this session are still being transcribed; the audio stays in the buffer, "
                                   "commit it later", type="server_error")
-        audio = np.concatenate(self._pending)
-        end = self.samples_in
-        self._clear_pending()
+        end = self.input.samples
+        audio = self.input.take()
         if self._listener_task:
             self._restart_listener()
         item_id = self._speech[0] if self._speech else p.new_id("item")
@@ -254,7 +195,7 @@ class Session:
         # the decode runs beside the receive loop, so a response.cancel sent meanwhile is read at once
         self._commits_pending += 1
         self._commit_chain = asyncio.create_task(
-            self._transcribe_commit(self._commit_chain, item_id, audio, self._arrival_time(end)),
+            self._transcribe_commit(self._commit_chain, item_id, audio, self.input.arrival_time(end)),
             name=f"commit-{self.id}")
 
     async def _transcribe_commit(self, previous: asyncio.Task | None, item_id: str, audio: np.ndarray,
@@ -283,94 +224,25 @@ class Session:
 
     async def _on_input_audio_buffer_clear(self, event: p.ClearEvent) -> None:
         self._drop_speculation()
-        self._clear_pending()
+        self.input.clear()
         self._speech = None
         if self._listener_task:
             self._restart_listener()
         await self.emit(events.cleared())
 
     async def _on_conversation_item_create(self, event: p.ItemCreateEvent) -> None:
-        item = event.item
-        if isinstance(item, (p.FunctionCallItem, p.FunctionCallOutputItem)):
-            await self._add_function_item(item)
-            return
-        text = " ".join(part.text or part.transcript or "" for part in item.content).strip()
-        if any(part.audio for part in item.content):
-            raise p.ProtocolError("unsupported_content", "audio content in conversation.item.create is not "
-                                  "supported; stream it with input_audio_buffer.append", param="item.content")
-        if not text:
-            raise p.ProtocolError("empty_item", "the item has no text", param="item.content")
-        if len(text) > self.settings.limits.max_text_chars:
-            raise p.ProtocolError("text_too_long", f"item text exceeds {self.settings.limits.max_text_chars} "
-                                  "characters", param="item.content")
-        item_id = self._new_item_id(item.id)
-        if item.role == "system":
-            self.conversation.set_persona(instructions=text)
-        else:
-            self.conversation.add(item.role, text, item_id)
-        await self._item_added(item_id, item.role, [events.text_part(item.role, text)])
-
-    def _new_item_id(self, given: str | None) -> str:
-        item_id = given or p.new_id("item")
-        if item_id in self._item_ids:
-            raise p.ProtocolError("duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
-        return item_id
-
-    async def _add_function_item(self, item: p.FunctionCallItem | p.FunctionCallOutputItem) -> None:
-        """A client's function_call_output (the result of a call), or a function_call it replays into history."""
-        text = item.output if isinstance(item, p.FunctionCallOutputItem) else item.arguments
-        if len(text) > self.settings.limits.max_text_chars:
-            raise p.ProtocolError("text_too_long", f"the item exceeds {self.settings.limits.max_text_chars} "
-                                  "characters", param="item.output" if item.type == "function_call_output"
-                                  else "item.arguments")
-        item_id = self._new_item_id(item.id)
-        if isinstance(item, p.FunctionCallOutputItem):
-            try:
-                self.conversation.add_call_output(item.call_id, item.output, item_id)
-            except KeyError:
-                raise p.ProtocolError("invalid_value", f"no function_call with call_id {item.call_id!r} in the "
-                                      "conversation (unknown, or dropped by the history budget)",
-                                      param="item.call_id") from None
-            wire = events.function_call_output_item(item_id, item.call_id, item.output)
-        else:
-            call = ToolCall(item.call_id, item.name, item.arguments)
-            self.conversation.add_call(call, item_id)
-            wire = events.function_call_item(item_id, call, "completed")
-        await self._add_item(wire)
+        await self._add_item(self.items.create(event.item))
 
     async def _on_conversation_item_truncate(self, event: p.ItemTruncateEvent) -> None:
-        turn = self._past_turns.get(event.item_id) or (self.turn if self.turn and self.turn.item_id ==
-                                                        event.item_id else None)
-        if turn is None:
-            raise p.ProtocolError("item_not_found", f"no assistant audio item {event.item_id!r}", param="item_id")
-        samples = min(turn.samples_sent, event.audio_end_ms * turn.options.out_rate // 1000)
-        heard = turn.heard_text(samples)
-        if event.item_id in self._unheard:
-            if heard:
-                self._unheard.discard(event.item_id)
-                self.conversation.add_assistant(heard, event.item_id)
-        elif any(i.id == event.item_id for i in self.conversation.items):
-            self.conversation.truncate_assistant(event.item_id, heard)
-        if (wire := self._wire_items.get(event.item_id)) and wire["content"]:
-            wire["content"][0]["transcript"] = heard
-        await self.emit(events.item_truncated(event.item_id, event.content_index,
-                                              samples * 1000 // turn.options.out_rate))
+        audio_end_ms = self.items.truncate(event.item_id, event.audio_end_ms, self.turn)
+        await self.emit(events.item_truncated(event.item_id, event.content_index, audio_end_ms))
 
     async def _on_conversation_item_delete(self, event: p.ItemDeleteEvent) -> None:
-        try:
-            self.conversation.delete(event.item_id)
-        except (KeyError, ValueError):
-            raise p.ProtocolError("item_not_found", f"no conversation item {event.item_id!r}",
-                                  param="item_id") from None
-        self._wire_items.pop(event.item_id, None)
+        self.items.delete(event.item_id)
         await self.emit(events.item_deleted(event.item_id))
 
     async def _on_conversation_item_retrieve(self, event: p.ItemRetrieveEvent) -> None:
-        item = self._wire_items.get(event.item_id)
-        if item is None:
-            raise p.ProtocolError("item_retrieve_invalid_item_id", f"no conversation item {event.item_id!r}",
-                                  param="item_id")
-        await self.emit(events.item_retrieved(item))
+        await self.emit(events.item_retrieved(self.items.retrieve(event.item_id)))
 
     async def _on_response_create(self, event: p.ResponseCreateEvent) -> None:
         if self.closing:
@@ -421,7 +293,7 @@ class Session:
         if self.config.turn_detection is None:
             return
         self._audio_queue = asyncio.Queue(AUDIO_QUEUE_CHUNKS)
-        self._listener_base = self.samples_in
+        self._listener_base = self.input.samples
         eager = self.config.eagerness
         policy = EndOfTurnPolicy(eager, self.backends.end_of_turn) if eager is not None else None
         listener = self.backends.make_listener(self.config.listener_vad(), self.config.language, policy)
@@ -451,7 +323,7 @@ class Session:
         elif isinstance(ev, SpeechStopped) and self._speech:
             item_id = self._speech[0]
             self._t_speech_stopped = time.perf_counter()
-            self.metrics.observe("endpoint", self._t_speech_stopped - self._arrival_time(self._listener_base + ev.sample))
+            self.metrics.observe("endpoint", self._t_speech_stopped - self.input.arrival_time(self._listener_base + ev.sample))
             self._end_of_turn = self._turn_ended(ev)
             await self.emit(events.speech_stopped(item_id, ms(ev.sample)))
             await self._committed(item_id)
@@ -469,10 +341,10 @@ class Session:
                 return
             item_id, start = self._speech
             self._speech = None
-            self._clear_pending()
+            self.input.clear()
             self.metrics.observe("asr_final", time.perf_counter() - self._t_speech_stopped)
             seconds = max(0, self._listener_base + ev.end_sample - start) / ASR_SAMPLE_RATE
-            await self._transcribed(item_id, ev.text, self._arrival_time(self._listener_base + ev.end_sample),
+            await self._transcribed(item_id, ev.text, self.input.arrival_time(self._listener_base + ev.end_sample),
                                     seconds, end_of_turn=self._end_of_turn, end_sample=ev.end_sample)
 
     def _turn_ended(self, ev: SpeechStopped) -> dict[str, Any]:
@@ -487,14 +359,14 @@ class Session:
     async def _maybe_barge_in(self) -> None:
         if not (self._speech and self.turn and self.config.interrupt_response):
             return
-        spoken = self.samples_in - self._speech[1]
+        spoken = self.input.samples - self._speech[1]
         if spoken * 1000 >= self.config.vad.barge_in_min_ms * ASR_SAMPLE_RATE:
             await self._interrupt("barge_in")
 
     async def _committed(self, item_id: str) -> None:
-        previous = self._last_item_id
-        await self.emit(events.committed(item_id, previous))
-        await self._item_added(item_id, "user", [{"type": "input_audio", "transcript": None}])
+        await self.emit(events.committed(item_id, self.items.last_id))
+        await self._add_item(events.message_item(item_id, "user", "completed",
+                                                 [{"type": "input_audio", "transcript": None}]))
 
     async def _transcribed(self, item_id: str, text: str, t_trigger: float, audio_seconds: float,
                            end_of_turn: dict[str, Any] | None = None, end_sample: int | None = None) -> None:
@@ -504,8 +376,7 @@ class Session:
                                      and self.turn is None and not self.closing):
             spec.turn.cancel()  # the final differs (or a reply is already running): the held reply goes
             spec = None
-        if (wire := self._wire_items.get(item_id)) and wire["content"]:
-            wire["content"][0]["transcript"] = text
+        self.items.set_transcript(item_id, text)
         await self.emit(events.transcription_completed(item_id, text, audio_seconds))
         if not text:
             return  # noise or a cough: nothing to answer
@@ -518,34 +389,10 @@ class Session:
             if self.turn is not None:
                 self.turn.end_of_turn = end_of_turn
 
-    async def _item_added(self, item_id: str, role: str, content: list[dict[str, Any]]) -> None:
-        await self._add_item(events.message_item(item_id, role, "completed", content))
-
     async def _add_item(self, item: dict[str, Any]) -> None:
-        """A client's item joins the conversation: ids, retrieve, and its added/done events."""
-        previous = self._last_item_id
-        self._item_ids.add(item["id"])
-        self._last_item_id = item["id"]
-        self.remember_item(item)
+        previous = self.items.add(item)
         await self.emit(events.item_added(item, previous))
         await self.emit(events.item_done(item, previous))
-
-    def remember_item(self, item: dict[str, Any]) -> None:
-        """Keep the item's wire shape for conversation.item.retrieve (a copy: later updates change only ours)."""
-        self._wire_items[item["id"]] = {**item, "content": [dict(part) for part in item.get("content", ())]}
-        self._wire_items.move_to_end(item["id"])
-        while len(self._wire_items) > self.settings.limits.max_history_items:
-            self._wire_items.popitem(last=False)
-
-    def _clear_pending(self) -> None:
-        self._pending.clear()
-        self._pending_samples = 0
-
-    def _arrival_time(self, sample: int) -> float:
-        for end, t in self._arrivals:
-            if end >= sample:
-                return t
-        return time.perf_counter()
 
     # --------------------------------------------------------------------------------------------- responses
     def _make_turn(self, t_trigger: float, options: p.ResponseOptions | None, messages: list[ChatMessage],
@@ -605,27 +452,8 @@ class Session:
         """Called by run_turn when a response ends: history gets what was heard."""
         if self.turn is turn:
             self.turn = None
-        if not keep_history:
-            return
-        self._past_turns[turn.item_id] = turn
-        while len(self._past_turns) > 16:
-            self._past_turns.pop(next(iter(self._past_turns)))
-        if turn.message_index is not None:  # a reply that only called functions has no message item
-            self._item_ids.add(turn.item_id)
-            self._last_item_id = turn.item_id
-        heard = turn.text.strip() if turn.status == "completed" else turn.heard_text(turn.heard_samples())
-        if turn.status == "completed" and not turn.options.audio:
-            heard = turn.text.strip()
-        if heard:
-            self.conversation.add_assistant(heard, turn.item_id)
-        elif turn.status == "cancelled":
-            self._unheard.add(turn.item_id)
-        if turn.status == "completed":  # a cancelled response's calls are incomplete: not to be run, not kept
-            for made in turn.calls:
-                self.conversation.add_call(made.call, made.item_id)
-                self._item_ids.add(made.item_id)
-                self._last_item_id = made.item_id
-                self.remember_item(events.function_call_item(made.item_id, made.call, "completed"))
+        if keep_history:
+            self.items.reply_finished(turn)
 
     async def _interrupt(self, reason: str, notify: bool = True) -> None:
         turn, runner = self.turn, self._turn_runner
