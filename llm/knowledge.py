@@ -214,12 +214,18 @@ class KnowledgeBase:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-# The rules the persona follows with the facts; the context block is added to the system prompt of one turn only.
+# What the persona says when the facts do not answer a question about the place: a sentence to copy is what a small
+# model follows (asked to "say it does not know", the bundled models answered "Não tem estacionamento." instead).
+NOT_IN_FACTS = "Não tenho essa informação, mas posso chamar um atendente."
 KNOWLEDGE_RULES = (
     "Você atende visitantes neste local. Para perguntas sobre o local (horários, preços, lugares, serviços, regras), "
-    "responda só com as informações do local abaixo, sem inventar nada. Se a resposta não estiver nas informações, "
-    "diga que não sabe e ofereça chamar um atendente. Perguntas gerais, fora do local, responda normalmente."
-)
+    "responda só com as informações do local abaixo, sem inventar nada. Se a pergunta for sobre o local e a resposta "
+    f"não estiver escrita nas informações abaixo, não responda sim nem não: diga \"{NOT_IN_FACTS}\" "
+    "Perguntas gerais, fora do local, responda normalmente."
+)  # the rules the persona follows with the facts; the context block is in one turn's system prompt only
+
+
+NO_FACTS = "- (nada sobre esta pergunta)"
 
 
 def _fact_line(section: Section) -> str:
@@ -228,7 +234,7 @@ def _fact_line(section: Section) -> str:
 
 def context_block(sections: Sequence[Section], rules: str = KNOWLEDGE_RULES) -> str:
     """The text appended to the system prompt for one turn: the rules, then the retrieved facts (or none)."""
-    facts = "\n".join(_fact_line(s) for s in sections) if sections else "- (nenhuma sobre este assunto)"
+    facts = "\n".join(_fact_line(s) for s in sections) if sections else NO_FACTS
     return f"{rules}\n\nInformações do local:\n{facts}"
 
 

@@ -12,7 +12,9 @@ voice-to-voice cost is its time to first token plus the first clause, docs/bench
     python scripts/eval_knowledge.py --json docs/bench/knowledge.json \\
         --model bundled:qwen2.5-0.5b-instruct bundled:qwen2.5-1.5b-instruct
 
-`--persona both` runs the previous default persona and the current one question by question (ABAB) in one run.
+`--persona both` runs the previous default persona and the current one question by question (ABAB) in one run;
+`--rules both` does the same for the knowledge rules (the previous ones against `llm.knowledge.KNOWLEDGE_RULES`);
+`--kinds` runs only some kinds of question.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from falante.config import ChatSettings, LlamaCppSettings
 from llm.conversation import Conversation
-from llm.knowledge import KnowledgeBase, fold, with_context
+from llm.knowledge import KNOWLEDGE_RULES, KnowledgeBase, fold, with_context
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE_FILE = ROOT / "examples" / "museu.md"
@@ -110,6 +112,14 @@ PREVIOUS_PERSONA = (
 )
 
 
+# The knowledge rules before the "sentence to copy" change, kept to measure it in one run.
+PREVIOUS_RULES = (
+    "Você atende visitantes neste local. Para perguntas sobre o local (horários, preços, lugares, serviços, regras), "
+    "responda só com as informações do local abaixo, sem inventar nada. Se a resposta não estiver nas informações, "
+    "diga que não sabe e ofereça chamar um atendente. Perguntas gerais, fora do local, responda normalmente."
+)
+
+
 def has_any(text: str, words: list[str]) -> bool:
     t = fold(text)
     return any(fold(w) in t for w in words)
@@ -121,8 +131,8 @@ def judge(kind: str, answer: str, expected: list[list[str]]) -> bool:
     return all(has_any(answer, group) for group in expected) and not has_any(answer, STRONG_DONT_KNOW)
 
 
-def questions() -> list[dict[str, Any]]:
-    """All questions, the three kinds interleaved (k, k, g, u, …): a run cut short still covers every kind."""
+def questions(kinds: tuple[str, ...] = ("knowledge", "general", "uncovered")) -> list[dict[str, Any]]:
+    """The questions of `kinds`, interleaved (k, k, g, u, …): a run cut short still covers every kind."""
     kn = [{"kind": "knowledge", "q": q, "expected": e, "section": s} for q, e, s in KNOWLEDGE]
     ge = [{"kind": "general", "q": q, "expected": e, "section": None} for q, e in GENERAL]
     un = [{"kind": "uncovered", "q": q, "expected": [], "section": None} for q in UNCOVERED]
@@ -130,7 +140,7 @@ def questions() -> list[dict[str, Any]]:
     while kn or ge or un:
         out += kn[:2] + ge[:1] + un[:1]
         kn, ge, un = kn[2:], ge[1:], un[1:]
-    return out
+    return [q for q in out if q["kind"] in kinds]
 
 
 async def ask(llm: Any, kb: KnowledgeBase, persona: str, question: str, max_tokens: int) -> dict[str, Any]:
@@ -170,31 +180,35 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-async def run_model(model: str, personas: dict[str, str], max_tokens: int, threads: int,
-                    save: Any = None) -> dict[str, Any]:
-    """Every question with every persona; `save(partial_run)` after each question (a long run keeps its rows)."""
+async def run_model(model: str, personas: dict[str, tuple[str, str]], max_tokens: int, threads: int,
+                    kinds: tuple[str, ...], save: Any = None) -> dict[str, Any]:
+    """Every question with every (persona, rules) variant; `save(partial_run)` after each question (a long run
+    keeps its rows)."""
     from llm.llamacpp import LlamaCppLanguageModel
     llm = LlamaCppLanguageModel(LlamaCppSettings(model=model, n_threads=threads))
     t0 = time.perf_counter()
     await llm.start()
     load_s = time.perf_counter() - t0
-    kb = KnowledgeBase.from_file(KNOWLEDGE_FILE)
-    kb.count_tokens_with(llm.count_tokens)
+    kbs = {name: KnowledgeBase.from_file(KNOWLEDGE_FILE, rules=rules) for name, (_, rules) in personas.items()}
+    for kb in kbs.values():
+        kb.count_tokens_with(llm.count_tokens)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in personas}
     try:
-        for i, item in enumerate(questions()):
+        asked = questions(kinds)
+        for i, item in enumerate(asked):
             order = list(personas) if i % 2 == 0 else list(reversed(personas))  # ABBA against machine noise
             for name in order:
-                result = await ask(llm, kb, personas[name], item["q"], max_tokens)
+                result = await ask(llm, kbs[name], personas[name][0], item["q"], max_tokens)
                 result.update(item, correct=judge(item["kind"], result["answer"], item["expected"]))
                 rows[name].append(result)
                 print(f"[{model.split(':')[-1]} {name}] {'OK ' if result['correct'] else 'XX '} {item['q']} → "
                       f"{result['answer']!r} ({result['ttft_s']:.2f}/{result['total_s']:.2f} s)", flush=True)
             if save is not None:
-                save(_run(model, load_s, threads, rows, complete=i == len(questions()) - 1))
+                save(_run(model, load_s, threads, rows, complete=i == len(asked) - 1))
     finally:
         await llm.close()
-        kb.close()
+        for kb in kbs.values():
+            kb.close()
     return _run(model, load_s, threads, rows, complete=True)
 
 
@@ -209,14 +223,20 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="+", default=["bundled:qwen2.5-0.5b-instruct"])
     ap.add_argument("--persona", choices=("current", "both"), default="current")
+    ap.add_argument("--rules", choices=("current", "both"), default="current")
+    ap.add_argument("--kinds", nargs="+", choices=("knowledge", "general", "uncovered"),
+                    default=["knowledge", "general", "uncovered"])
     ap.add_argument("--max-tokens", type=int, default=ChatSettings().max_tokens)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--append", action="store_true", help="add this run's models to an existing --json report")
     args = ap.parse_args()
-    personas = {"current": ChatSettings().persona}
+    persona = ChatSettings().persona
+    personas = {"current": (persona, KNOWLEDGE_RULES)}
     if args.persona == "both":
-        personas = {"previous": PREVIOUS_PERSONA, **personas}
+        personas = {"previous": (PREVIOUS_PERSONA, KNOWLEDGE_RULES), **personas}
+    if args.rules == "both":
+        personas = {"previous_rules": (persona, PREVIOUS_RULES), **personas}
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or
         platform.machine(), "cpus": os.cpu_count(), "knowledge_file": "examples/museu.md",
@@ -231,7 +251,7 @@ async def main() -> None:
             args.json.write_text(json.dumps({**report, "runs": [*done, run]}, ensure_ascii=False, indent=1) + "\n")
 
     for model in args.model:
-        done.append(await run_model(model, personas, args.max_tokens, args.threads, save))
+        done.append(await run_model(model, personas, args.max_tokens, args.threads, tuple(args.kinds), save))
     report["runs"] = done
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")

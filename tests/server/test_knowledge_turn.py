@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llm.conversation import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
-from llm.knowledge import KnowledgeBase
+from llm.knowledge import NO_FACTS, KnowledgeBase
 from tests.conftest import fake_backends, fast_settings
 from tests.fakes import FakeLLM
 
@@ -41,7 +41,7 @@ async def test_retrieved_section_reaches_that_turns_prompt_and_not_the_history(f
     assert first[-1].content == "Onde fica o banheiro?"
     # turn 2: an unrelated question gets no section, and turn 1's section is nowhere in its prompt
     assert all(BATHROOM_FACT not in m.content for m in second)
-    assert "nenhuma sobre este assunto" in second[0].content
+    assert NO_FACTS in second[0].content
     assert [m.role for m in second[1:]] == ["user", "assistant", "user"]
     # the last turn got its own section, and its whole prompt fits the history budget
     assert "20 reais" in last[0].content and all(BATHROOM_FACT not in m.content for m in last)
