@@ -95,7 +95,7 @@ class ConversationItems:
     def _new_id(self, given: str | None) -> str:
         item_id = given or p.new_id("item")
         if item_id in self._ids:
-            raise p.ProtocolError("duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
+            raise p.ProtocolError("item_create_duplicate_item_id", f"item id {item_id!r} already exists", param="item.id")
         return item_id
 
     # ------------------------------------------------------------------------------------------ replies

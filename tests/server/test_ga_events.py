@@ -36,6 +36,18 @@ async def test_typed_turn_echoes_metadata_reports_usage_and_types_parts(fake_ser
     assert c.of_type("response.output_item.done")[0]["item"]["content"][0]["type"] == "output_audio"
 
 
+async def test_a_duplicate_item_id_gets_openais_error_code(fake_server, client_for):
+    """LiveKit's realtime plugin re-sends items it synced before and treats OpenAI's `item_create_duplicate_item_id`
+    as success; any other code fails its chat-context update."""
+    async with fake_server(fake_backends()) as (url, _app), client_for(url) as c:
+        item = {"type": "message", "id": "item_a", "role": "user", "content": [{"type": "input_text", "text": "Oi"}]}
+        await c.send({"type": "conversation.item.create", "item": item})
+        await c.until("conversation.item.done")
+        await c.send({"type": "conversation.item.create", "event_id": "ev_dup", "item": item})
+        error = (await c.until("error"))["error"]
+    assert (error["code"], error["event_id"], error["param"]) == ("item_create_duplicate_item_id", "ev_dup", "item.id")
+
+
 async def test_spoken_turn_has_usage_and_retrieve_returns_the_transcribed_item(fake_server, client_for):
     async with fake_server(fake_backends(llm=FakeLLM("Certo."))) as (url, _app), client_for(url) as c:
         await c.append(np.concatenate([dev_clip("d03_jf_alpha.wav"), np.zeros(24_000, np.float32)]))
