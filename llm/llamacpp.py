@@ -14,9 +14,10 @@ under a grammar made from the tools' JSON schemas (`llm.tools.call_schema`), so 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -138,8 +139,7 @@ class LlamaCppLanguageModel:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        self.generating += 1
-        try:
+        with self._worker(put, "generation"):
             if stop.is_set():
                 return  # cancelled while queued behind another session
             stream = llm.create_chat_completion(messages=chat, max_tokens=max_tokens, temperature=temperature,
@@ -158,11 +158,20 @@ class LlamaCppLanguageModel:
                     put(delta)
             finally:
                 stream.close()
+
+    @contextlib.contextmanager
+    def _worker(self, put: Callable[[Any], None], what: str) -> Iterator[None]:
+        """A generation on the worker thread: every failure reaches the consumer as LLMError, then the end."""
+        self.generating += 1
+        try:
+            yield
+        except LLMError as exc:
+            put(exc)
         except ValueError as exc:  # llama-cpp-python raises ValueError for prompts over n_ctx
             code = "context_length_exceeded" if "context" in str(exc) else "invalid_request"
             put(LLMError(f"llama.cpp rejected the request: {exc}", code=code))
         except Exception as exc:
-            log.exception("llama.cpp generation failed")
+            log.exception("llama.cpp %s failed", what)
             put(LLMError(f"llama.cpp generation failed: {exc}"))
         finally:
             self.generating -= 1
@@ -239,8 +248,7 @@ class LlamaCppLanguageModel:
                 stream.close()
             return text
 
-        self.generating += 1
-        try:
+        with self._worker(put, "tool generation"):
             if stop.is_set():
                 return
             prompt = self._tool_prompt(llm, chat, tools)
@@ -272,14 +280,3 @@ class LlamaCppLanguageModel:
                                             stopping_criteria=StoppingCriteriaList([at_tool_call]))
                 if not (opened[0] or opens_call(nxt["choices"][0]["text"])):
                     return  # the model ended its turn instead of opening another call
-        except LLMError as exc:
-            put(exc)
-        except ValueError as exc:
-            code = "context_length_exceeded" if "context" in str(exc) else "invalid_request"
-            put(LLMError(f"llama.cpp rejected the request: {exc}", code=code))
-        except Exception as exc:
-            log.exception("llama.cpp tool generation failed")
-            put(LLMError(f"llama.cpp generation failed: {exc}"))
-        finally:
-            self.generating -= 1
-            put(_DONE)
