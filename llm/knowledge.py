@@ -214,18 +214,18 @@ class KnowledgeBase:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-# What the persona says when the facts do not answer a question about the place: a sentence to copy is what a small
-# model follows (asked to "say it does not know", the bundled models answered "Não tem estacionamento." instead).
-NOT_IN_FACTS = "Não tenho essa informação, mas posso chamar um atendente."
+# The rules the persona follows with the facts; the context block is in one turn's system prompt only.
 KNOWLEDGE_RULES = (
     "Você atende visitantes neste local. Para perguntas sobre o local (horários, preços, lugares, serviços, regras), "
-    "responda só com as informações do local abaixo, sem inventar nada. Se a pergunta for sobre o local e a resposta "
-    f"não estiver escrita nas informações abaixo, não responda sim nem não: diga \"{NOT_IN_FACTS}\" "
-    "Perguntas gerais, fora do local, responda normalmente."
-)  # the rules the persona follows with the facts; the context block is in one turn's system prompt only
-
-
-NO_FACTS = "- (nada sobre esta pergunta)"
+    "responda só com as informações do local abaixo, sem inventar nada. Se a resposta não estiver nas informações, "
+    "diga que não sabe e ofereça chamar um atendente. Perguntas gerais, fora do local, responda normalmente."
+)
+# When no section matches the question, the persona gets a sentence to copy: asked only to "say it does not know",
+# the bundled models answered "Não tem estacionamento." (invented); given the sentence for every question, they also
+# used it on questions the facts answer by a step ("abre na segunda?"). Measured in docs/benchmarks.md.
+NOT_IN_FACTS = "Não tenho essa informação, mas posso chamar um atendente."
+NO_FACTS = (f"nenhuma sobre esta pergunta. Se ela for sobre o local, responda exatamente: \"{NOT_IN_FACTS}\" "
+            "Se for uma pergunta geral, responda normalmente.")
 
 
 def _fact_line(section: Section) -> str:
@@ -234,7 +234,9 @@ def _fact_line(section: Section) -> str:
 
 def context_block(sections: Sequence[Section], rules: str = KNOWLEDGE_RULES) -> str:
     """The text appended to the system prompt for one turn: the rules, then the retrieved facts (or none)."""
-    facts = "\n".join(_fact_line(s) for s in sections) if sections else NO_FACTS
+    if not sections:
+        return f"{rules}\n\nInformações do local: {NO_FACTS}"
+    facts = "\n".join(_fact_line(s) for s in sections)
     return f"{rules}\n\nInformações do local:\n{facts}"
 
 

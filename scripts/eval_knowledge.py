@@ -13,7 +13,6 @@ voice-to-voice cost is its time to first token plus the first clause, docs/bench
         --model bundled:qwen2.5-0.5b-instruct bundled:qwen2.5-1.5b-instruct
 
 `--persona both` runs the previous default persona and the current one question by question (ABAB) in one run;
-`--rules both` does the same for the knowledge rules (the previous ones against `llm.knowledge.KNOWLEDGE_RULES`);
 `--kinds` runs only some kinds of question.
 """
 
@@ -109,14 +108,6 @@ STRONG_DONT_KNOW = ["não sei", "não tenho", "não encontrei", "não consta", "
 PREVIOUS_PERSONA = (
     "Você é a Falante, uma assistente virtual brasileira simpática. Responda sempre em português do Brasil, "
     "em no máximo duas frases curtas e naturais, como numa conversa falada. Não use listas, markdown nem emojis."
-)
-
-
-# The knowledge rules before the "sentence to copy" change, kept to measure it in one run.
-PREVIOUS_RULES = (
-    "Você atende visitantes neste local. Para perguntas sobre o local (horários, preços, lugares, serviços, regras), "
-    "responda só com as informações do local abaixo, sem inventar nada. Se a resposta não estiver nas informações, "
-    "diga que não sabe e ofereça chamar um atendente. Perguntas gerais, fora do local, responda normalmente."
 )
 
 
@@ -223,7 +214,6 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="+", default=["bundled:qwen2.5-0.5b-instruct"])
     ap.add_argument("--persona", choices=("current", "both"), default="current")
-    ap.add_argument("--rules", choices=("current", "both"), default="current")
     ap.add_argument("--kinds", nargs="+", choices=("knowledge", "general", "uncovered"),
                     default=["knowledge", "general", "uncovered"])
     ap.add_argument("--max-tokens", type=int, default=ChatSettings().max_tokens)
@@ -235,8 +225,6 @@ async def main() -> None:
     personas = {"current": (persona, KNOWLEDGE_RULES)}
     if args.persona == "both":
         personas = {"previous": (PREVIOUS_PERSONA, KNOWLEDGE_RULES), **personas}
-    if args.rules == "both":
-        personas = {"previous_rules": (persona, PREVIOUS_RULES), **personas}
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or
         platform.machine(), "cpus": os.cpu_count(), "knowledge_file": "examples/museu.md",
