@@ -52,6 +52,7 @@ class LlamaCppLanguageModel:
         self._executor: ThreadPoolExecutor | None = None
         self._formatter: Any = None  # the GGUF's chat template (jinja2), for prompts with tools
         self._tool_token: int | None = None  # id of `<tool_call>` when the vocabulary has it as one token
+        self._no_call_ids: Any = None  # tokens that would open a call (`_no_calls`), found once
         self._grammars: dict[str, Any] = {}  # call schema (JSON text) → LlamaGrammar, built once
         self.generating = 0  # generations running in the worker right now (0 or 1)
         self.deltas_decoded = 0  # all deltas the worker produced (tests check the backpressure with it)
@@ -191,6 +192,25 @@ class LlamaCppLanguageModel:
             self._formatter = Jinja2ChatFormatter(template, eos_token="<|im_end|>", bos_token="")
         return self._formatter(messages=chat, tools=openai_tools(tools) if tools else None).prompt
 
+    def _no_calls(self, llm: Any) -> Any:
+        """Logits processor that forbids opening a call: `<tool_call>` and every token with a "{" (a spoken reply
+        has no braces). For replies that may not call but whose history has calls, which the 0.5B imitates as
+        text (measured: it spoke `{"name": "consultar_horario", …}` after the tool's output)."""
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        if self._no_call_ids is None:  # once, on the worker thread (~1 s for Qwen's 151k tokens)
+            ids = [i for i in range(llm.n_vocab()) if b"{" in llm.detokenize([i])]
+            self._no_call_ids = np.array([*ids, *([self._tool_token] if self._tool_token is not None else [])],
+                                         dtype=np.intc)
+        banned = self._no_call_ids
+
+        def forbid(_input_ids: Any, scores: Any) -> Any:
+            scores[banned] = -np.inf
+            return scores
+
+        return LogitsProcessorList([forbid])
+
     def _grammar(self, tools: Sequence[ToolSpec]) -> Any:
         import json
 
@@ -222,7 +242,8 @@ class LlamaCppLanguageModel:
             text = ""
             lead: str | None = ""  # held until its first non-space character shows whether a call opens
             stream = llm.create_completion(prompt, max_tokens=budget, temperature=temperature, stream=True,
-                                           stopping_criteria=StoppingCriteriaList([at_tool_call]))
+                                           stopping_criteria=StoppingCriteriaList([at_tool_call]),
+                                           logits_processor=None if tools else self._no_calls(llm))
             try:
                 for chunk in stream:
                     if stop.is_set():

@@ -30,6 +30,7 @@ from tests.conftest import dev_clip, dev_manifest
 from tests.sdk_client import speak_and_listen
 
 RATE = 24_000
+TRAILING_SILENCE_S = 3.0
 STAGES = ("endpoint", "asr_final", "llm_first_token", "llm_first_sentence", "tts_first_audio", "voice_to_voice",
           "client_voice_to_voice")
 
@@ -46,7 +47,8 @@ def settings_for(overrides: list[str]) -> Settings:
 
 
 async def run_clip(host: str, clip: dict) -> dict[str, float]:
-    audio = np.concatenate([dev_clip(clip["file"]), np.zeros(RATE // 2, np.float32)])
+    # a live microphone keeps sending silence: enough for semantic_vad's cap (2 s at auto) to end the turn
+    audio = np.concatenate([dev_clip(clip["file"]), np.zeros(int(RATE * TRAILING_SILENCE_S), np.float32)])
     t0 = time.perf_counter()
     conv = await speak_and_listen(host, audio, pace=1.0, timeout=120)
     # wall clock when each event arrived is not kept by the SDK loop; use the server's stage metrics and
