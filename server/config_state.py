@@ -6,6 +6,7 @@ mutable state. `describe()` renders it as the OpenAI `session` object.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -74,9 +75,7 @@ class SessionConfig:
             tools = _tools(s.tools, "session.tools") if s.tools is not None else cfg.tools
             choice = _tool_choice(s.tool_choice, tools, "session.tool_choice") if s.tool_choice is not None \
                 else cfg.tool_choice
-            if choice not in TOOL_CHOICES and all(t.name != choice for t in tools):
-                choice = "auto"  # the named tool went away with this update
-            cfg = replace(cfg, tools=tools, tool_choice=choice)
+            cfg = replace(cfg, tools=tools, tool_choice=_still_offered(choice, tools))
         audio = s.audio
         if audio and audio.input:
             if audio.input.format:
@@ -144,8 +143,6 @@ class SessionConfig:
         choice = cfg.tool_choice if tools is cfg.tools else "auto"
         if options and options.tool_choice is not None:
             choice = _tool_choice(options.tool_choice, tools, "response.tool_choice")
-        elif choice not in TOOL_CHOICES and all(t.name != choice for t in tools):
-            choice = "auto"
         return ResponseConfig(voice=cfg.voice, tts_voice=cfg.tts_voice, speed=cfg.speed, output_codec=cfg.output_codec,
                               output_rate=cfg.output_rate, audio_out="audio" in modalities, max_tokens=max_tokens,
                               tools=tools, tool_choice=choice)
@@ -232,10 +229,13 @@ def describe_tool_choice(choice: str) -> str | dict[str, str]:
     return choice if choice in TOOL_CHOICES else {"type": "function", "name": choice}
 
 
+def _still_offered(choice: str, tools: tuple[ToolSpec, ...]) -> str:
+    """A named tool_choice whose tool went away with a tools update falls back to "auto"."""
+    return choice if choice in TOOL_CHOICES or any(t.name == choice for t in tools) else "auto"
+
+
 def _tools(tools: list[p.FunctionTool], where: str) -> tuple[ToolSpec, ...]:
     """Protocol tools → ToolSpecs; a bad schema, a duplicate or a reserved name is the client's error."""
-    import json
-
     out: list[ToolSpec] = []
     for i, t in enumerate(tools):
         parameters = t.parameters if t.parameters is not None else {"type": "object", "properties": {}}

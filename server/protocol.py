@@ -143,26 +143,25 @@ class Item(Strict):
     content: list[ContentPart] = Field(min_length=1, max_length=16)
 
 
-class FunctionCallItem(Strict):
-    """A call the client puts in the history itself (e.g. replaying a conversation)."""
-
+class _FunctionItem(Strict):
     id: str | None = Field(default=None, max_length=64)
-    type: Literal["function_call"]
     object: Literal["realtime.item"] | None = None
     status: Literal["completed", "incomplete", "in_progress"] | None = None
     call_id: str = Field(min_length=1, max_length=64)
+
+
+class FunctionCallItem(_FunctionItem):
+    """A call the client puts in the history itself (e.g. replaying a conversation)."""
+
+    type: Literal["function_call"]
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     arguments: str
 
 
-class FunctionCallOutputItem(Strict):
+class FunctionCallOutputItem(_FunctionItem):
     """The client's result of running one of the model's calls."""
 
-    id: str | None = Field(default=None, max_length=64)
     type: Literal["function_call_output"]
-    object: Literal["realtime.item"] | None = None
-    status: Literal["completed", "incomplete", "in_progress"] | None = None
-    call_id: str = Field(min_length=1, max_length=64)
     output: str
 
 
