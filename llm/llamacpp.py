@@ -28,6 +28,7 @@ from llm.prompting import as_dicts, has_tool_turns
 from llm.tools import (
     MAX_CALLS_PER_RESPONSE,
     TOOL_CHOICES,
+    call_opening_ids,
     call_schema,
     offered,
     openai_tools,
@@ -193,16 +194,14 @@ class LlamaCppLanguageModel:
         return self._formatter(messages=chat, tools=openai_tools(tools) if tools else None).prompt
 
     def _no_calls(self, llm: Any) -> Any:
-        """Logits processor that forbids opening a call: `<tool_call>` and every token with a "{" (a spoken reply
-        has no braces). For replies that may not call but whose history has calls, which the 0.5B imitates as
-        text (measured: it spoke `{"name": "consultar_horario", …}` after the tool's output)."""
+        """Logits processor that forbids opening a call (`llm.tools.call_opening_ids`), for replies that may not
+        call but whose history has calls."""
         import numpy as np
         from llama_cpp import LogitsProcessorList
 
-        if self._no_call_ids is None:  # once, on the worker thread (~1 s for Qwen's 151k tokens)
-            ids = [i for i in range(llm.n_vocab()) if b"{" in llm.detokenize([i])]
-            self._no_call_ids = np.array([*ids, *([self._tool_token] if self._tool_token is not None else [])],
-                                         dtype=np.intc)
+        if self._no_call_ids is None:  # once, on the worker thread
+            self._no_call_ids = np.array(call_opening_ids(llm.n_vocab(), lambda i: llm.detokenize([i]),
+                                                          self._tool_token), dtype=np.intc)
         banned = self._no_call_ids
 
         def forbid(_input_ids: Any, scores: Any) -> Any:

@@ -28,6 +28,7 @@ from llm.prompting import as_dicts, has_tool_turns, validate_messages
 from llm.tools import (
     MAX_CALLS_PER_RESPONSE,
     TOOL_CHOICES,
+    call_opening_ids,
     call_schema,
     new_call_id,
     offered,
@@ -94,6 +95,7 @@ class VllmLanguageModel:
         # Prompt tokens sent and those served from the prefix cache (the shared persona), for metrics.
         self.prompt_tokens = 0
         self.cached_prompt_tokens = 0
+        self._no_call_bias: dict[int, float] | None = None  # `llm.tools.call_opening_ids` barred, found once
 
     # ------------------------------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -212,7 +214,8 @@ class VllmLanguageModel:
         if not tools or not forced:
             ids = encode(prompt)
             params = SamplingParams(max_tokens=min(max_tokens, self._room(ids)), temperature=temperature,
-                                    output_kind=RequestOutputKind.DELTA, stop_token_ids=open_ids if tools else None)
+                                    output_kind=RequestOutputKind.DELTA, stop_token_ids=open_ids if tools else None,
+                                    logit_bias=None if tools else await self._no_calls(open_ids[0]))
             opened = False
             lead: str | None = ""  # held until its first non-space character shows whether a call opens
             async with contextlib.aclosing(self._generate(ids, params)) as stream:
@@ -258,6 +261,15 @@ class VllmLanguageModel:
             first = nxt[-1].outputs[0] if nxt and nxt[-1].outputs else None
             if first is None or (list(first.token_ids)[:1] != open_ids and not opens_call(first.text)):
                 return
+
+    async def _no_calls(self, marker: int) -> dict[int, float]:
+        """Logit bias that bars a reply from opening a call (vLLM's -100 floor: far below any logit of these models),
+        for replies that may not call but whose history has calls."""
+        if self._no_call_bias is None:
+            decode = lambda i: self.tokenizer.decode([i])
+            ids = await asyncio.to_thread(call_opening_ids, len(self.tokenizer), decode, marker)
+            self._no_call_bias = dict.fromkeys(ids, -100.0)
+        return self._no_call_bias
 
     async def _generate(self, ids: list[int], params: Any) -> AsyncIterator[Any]:
         """One engine request; cancelling or closing aborts it (frees its KV blocks at once)."""

@@ -12,6 +12,7 @@ from falante.types import ChatMessage, LanguageModel
 from llm.errors import LLMError
 from llm.language import is_portuguese
 from llm.llamacpp import LlamaCppLanguageModel
+from tests.llm.tool_checks import calls_then_answers_without_writing_a_call
 
 pytest.importorskip("llama_cpp")
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="session")]
@@ -102,3 +103,7 @@ async def test_bad_references_fail_at_start(tmp_path):
         await LlamaCppLanguageModel(LlamaCppSettings(model=str(tmp_path / "missing.gguf"))).start()
     with pytest.raises(LLMError, match="unknown bundled model"):
         await LlamaCppLanguageModel(LlamaCppSettings(model="bundled:nope")).start()
+
+
+async def test_calls_a_named_tool_then_answers_without_writing_a_call(llm):
+    await calls_then_answers_without_writing_a_call(llm)

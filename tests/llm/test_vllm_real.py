@@ -9,6 +9,7 @@ from falante.config import ChatSettings, VllmSettings
 from falante.types import ChatMessage
 from llm.language import is_portuguese
 from llm.vllm_engine import VllmLanguageModel
+from tests.llm.tool_checks import calls_then_answers_without_writing_a_call
 
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="session")]
 
@@ -27,3 +28,8 @@ async def test_answers_in_portuguese_with_the_models_chat_template(llm):
     assert "<|im_start|>system" in llm.engine.get_tokenizer().decode(llm.prompt_ids(messages))
     text = "".join([d async for d in llm.complete(messages, max_tokens=16, temperature=0.0)])
     assert "Bras" in text and is_portuguese(text), text
+
+
+
+async def test_calls_a_named_tool_then_answers_without_writing_a_call(llm):
+    await calls_then_answers_without_writing_a_call(llm)
