@@ -56,6 +56,8 @@ class LlamaCppLanguageModel:
         self._no_call_ids: Any = None  # tokens that would open a call (`_no_calls`), found once
         self._grammars: dict[str, Any] = {}  # call schema (JSON text) → LlamaGrammar, built once
         self.generating = 0  # generations running in the worker right now (0 or 1)
+        self.queued = 0  # requests submitted to the worker that it has not started yet (other sessions)
+        self._queued_lock = threading.Lock()  # `queued` changes on the event loop and on the worker thread
         self.deltas_decoded = 0  # all deltas the worker produced (tests check the backpressure with it)
 
     async def start(self) -> None:
@@ -114,6 +116,8 @@ class LlamaCppLanguageModel:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
         credits = threading.Semaphore(TOKEN_BUFFER)
+        with self._queued_lock:
+            self.queued += 1
         if usable or has_tool_turns(messages):
             forced = bool(usable) and tool_choice != "auto"
             loop.run_in_executor(self._executor, self._generate_tools, llm, chat, usable, forced, max_tokens,
@@ -153,17 +157,29 @@ class LlamaCppLanguageModel:
                     delta = chunk["choices"][0]["delta"].get("content")
                     if not delta:
                         continue
-                    while not credits.acquire(timeout=0.05):  # the consumer is TOKEN_BUFFER deltas behind
-                        if stop.is_set():
-                            return
+                    if not self._paced(credits, stop):
+                        return
                     self.deltas_decoded += 1
                     put(delta)
             finally:
                 stream.close()
 
+    def _paced(self, credits: threading.Semaphore, stop: threading.Event) -> bool:
+        """Wait while the consumer is TOKEN_BUFFER deltas behind (a reply paced by its voice leaves the CPU to TTS),
+        but never while another session's request waits for the single worker: then decode on, so a slow speaker
+        holds the model for its decode time only (measured: B's reply waited for A's whole speech). False: stop."""
+        while not credits.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+            if self.queued:
+                return True
+        return True
+
     @contextlib.contextmanager
     def _worker(self, put: Callable[[Any], None], what: str) -> Iterator[None]:
         """A generation on the worker thread: every failure reaches the consumer as LLMError, then the end."""
+        with self._queued_lock:
+            self.queued -= 1
         self.generating += 1
         try:
             yield
@@ -258,9 +274,8 @@ class LlamaCppLanguageModel:
                             opened[0] = True
                             return text
                         delta, lead = lead, None
-                    while not credits.acquire(timeout=0.05):
-                        if stop.is_set():
-                            return None
+                    if not self._paced(credits, stop):
+                        return None
                     text += delta
                     self.deltas_decoded += 1
                     put(delta)

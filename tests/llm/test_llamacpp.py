@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 import pytest_asyncio
@@ -81,6 +82,21 @@ async def test_a_consumer_that_stops_reading_pauses_the_worker(llm):
     rest = [d async for d in stream]  # reading again resumes it
     assert llm.deltas_decoded - before == 1 + len(rest) and len(rest) > TOKEN_BUFFER
     assert first
+
+
+async def test_a_paused_reply_does_not_hold_the_worker_from_another_session(llm):
+    """Fairness: A stops reading (its voice is slow), B asks: A decodes on to its end without waiting for its
+    consumer, so B's first token comes after A's decode time, not after A's whole speech."""
+    messages = [ChatMessage("system", "Responda longamente."), ChatMessage("user", "Conte a história do Brasil.")]
+    async with contextlib.aclosing(llm.complete(messages, max_tokens=60, temperature=0.0)) as a:
+        await anext(a)  # A is paused, holding the single worker
+        b = llm.complete([ChatMessage("user", "Diga oi.")], max_tokens=4, temperature=0.0)
+        async with contextlib.aclosing(b), asyncio.timeout(120):  # a hang bound: B used to wait for A's reader
+            assert await anext(b)
+            async for _ in b:  # B runs to its end
+                pass
+        assert llm.queued == 0
+        assert len([d async for d in a]) >= 8  # A's reply is whole, decoded ahead while B waited
 
 
 async def test_sessions_queue_on_the_single_context(llm):
