@@ -161,12 +161,21 @@ def _median(rows: list[dict]) -> float | None:
 
 
 def unfair() -> None:
-    """The scheduling before issue 12: one FIFO owner for all ASR work, no audio budget, no commit cap."""
+    """The scheduling before issue 12: one FIFO owner for all ASR work, no audio budget, no commit cap, and a
+    llama.cpp reply paced by its voice holds the single worker even while another session's request waits."""
     import asr.executor
+    import llm.llamacpp
     import server.session
+
+    def paced_always(self: Any, credits: Any, stop: Any) -> bool:
+        while not credits.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+        return True
 
     asr.executor.current_owner = contextvars.ContextVar("unowned", default=None)
     server.session.MAX_PENDING_COMMITS = 1 << 30
+    llm.llamacpp.LlamaCppLanguageModel._paced = paced_always  # type: ignore[method-assign]
 
 
 async def run(settings: Settings, clips: list[dict], args: argparse.Namespace) -> dict:
