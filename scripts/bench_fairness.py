@@ -240,8 +240,16 @@ def main() -> None:
         "models": "FAKE (harness check only)" if args.fake_models else "embedded defaults",
         "limits": {"audio_realtime_factor": settings.limits.audio_realtime_factor,
                    "audio_burst_s": settings.limits.audio_burst_s}}
+
+    def save() -> None:  # after each mode: the unfair one can die at exit (its unbounded commits), the fair stays
+        print(json.dumps(report, indent=1, ensure_ascii=False), flush=True)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+
     print("fair", flush=True)
     report["fair"] = asyncio.run(run(settings, clips, args))
+    save()
     if args.compare_unfair:
         print("unfair (before issue 12)", flush=True)
         unfair()
@@ -249,10 +257,7 @@ def main() -> None:
         off.server.ui = False
         off.limits.audio_realtime_factor, off.limits.audio_burst_s = 1e9, 1e9
         report["unfair"] = asyncio.run(run(off, clips, args))
-    print(json.dumps({k: v for k, v in report.items()}, indent=1, ensure_ascii=False))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        save()
 
 
 if __name__ == "__main__":
