@@ -1,4 +1,5 @@
-"""A bounded thread pool that runs the most urgent job first (drafts, then finals, then partials), sessions in turn.
+"""A bounded thread pool that runs the most urgent job first (drafts, finals, partials, then the pieces of long
+audio), sessions in turn.
 
 Why not ThreadPoolExecutor: its queue is FIFO, so on a busy CPU a user's final transcript would wait behind other
 sessions' partials, and a session that queues many decodes (speech sent faster than real time, long commits)
@@ -26,6 +27,7 @@ T = TypeVar("T")
 DRAFT = -1  # semantic_vad's end-of-turn draft: the turn's decision waits on it, and it is the cheapest decode
 FINAL = 0
 PARTIAL = 1
+BULK = 2  # the ≤ 30 s pieces of a long final (a long manual commit): run when no live turn's decode waits
 
 _Job = tuple[Future, Callable[[], Any]]
 

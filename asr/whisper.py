@@ -19,7 +19,7 @@ import numpy as np
 from falante.config import FasterWhisperSettings
 from falante.types import ASR_SAMPLE_RATE
 
-from .executor import DRAFT, FINAL, PARTIAL, PriorityExecutor
+from .executor import BULK, DRAFT, FINAL, PARTIAL, PriorityExecutor
 from .resolve import resolve_model
 from .vad import check_audio
 
@@ -188,9 +188,10 @@ class FasterWhisperRecognizer:
             return await self._batched(clean, lang)
         if partial or clean.size <= WINDOW_SAMPLES:
             return await self._executor.run(PARTIAL if partial else FINAL, self._decode, clean, lang, partial)
-        texts = []  # a long final: one job per ≤ 30 s piece, so other sessions' decodes run in between
+        texts = []  # a long final: one job per ≤ 30 s piece, behind every live decode (measured: a session
+        # committing 119 s again and again made another's live turns wait 46 s when its pieces ran as finals)
         for piece in split_at_pauses(clean):
-            texts.append(await self._executor.run(FINAL, self._decode, piece, lang, False))
+            texts.append(await self._executor.run(BULK, self._decode, piece, lang, False))
         return _join(texts)
 
     # ------------------------------------------------------------------ worker side

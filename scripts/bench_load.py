@@ -183,7 +183,7 @@ async def run_level(server: Server, n: int, clips: list[dict], turns: int, seed:
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_rss())
-    url = f"ws://{server.base}/v1/realtime"
+    url = f"ws://{server.base}/v1/realtime?extensions=falante"  # falante.response.metrics
     results = await asyncio.gather(*(caller(url, i, clips, turns, seed, turn_timeout) for i in range(n)),
                                    return_exceptions=True)
     stop.set()

@@ -160,6 +160,32 @@ async def test_the_owner_comes_from_the_calling_context():
         pool.shutdown()
 
 
+async def test_the_pieces_of_long_audio_wait_behind_every_live_decode(monkeypatch):
+    """A long commit's pieces run as BULK: another session's final and partial go first, not round-robin with them."""
+    rec = FasterWhisperRecognizer(FasterWhisperSettings(batch_finals=False))
+    rec._executor = PriorityExecutor(1)
+    order: list[str] = []
+    monkeypatch.setattr(rec, "_decode", lambda audio, lang, partial, frames=None: order.append(
+        "partial" if partial else f"{len(audio) / SR:.0f}s") or "texto")
+    gate, started = threading.Event(), threading.Event()
+    try:
+        busy = asyncio.ensure_future(rec._executor.run(FINAL, lambda: (started.set(), gate.wait())))
+        await asyncio.to_thread(started.wait)
+        long = asyncio.ensure_future(rec.transcribe(tone(45.0)))  # two pieces, the first queued now
+        while rec._executor.pending < 1:
+            await asyncio.sleep(0.001)
+        live = [asyncio.ensure_future(rec.transcribe(tone(2.0))),
+                asyncio.ensure_future(rec.transcribe(tone(1.0), partial=True))]
+        while rec._executor.pending < 3:
+            await asyncio.sleep(0.001)
+        gate.set()
+        await asyncio.gather(busy, long, *live)
+        assert order[:2] == ["2s", "partial"], order  # before: the first 30 s piece ran ahead of the partial
+        assert len(order) == 4
+    finally:
+        rec.close()
+
+
 def test_long_audio_is_cut_at_pauses_into_window_sized_pieces():
     from asr.whisper import WINDOW_SAMPLES, split_at_pauses
 
