@@ -159,8 +159,10 @@ async def _stream(ws: Any, audio: np.ndarray) -> None:
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    # N sessions may exceed the admission limit measured for 2 cores (2): the soak looks for leaks, not capacity
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FALANTE_LIMITS__MAX_SESSIONS": str(args.sessions)}
     proc = subprocess.Popen([sys.executable, "-m", "falante.cli", "serve", "--host", "127.0.0.1", "--port",
-                             str(port), "--no-ui"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             str(port), "--no-ui"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(args.log, "w") if args.log else subprocess.DEVNULL)
     try:
         startup = await wait_ready(base, proc)

@@ -40,9 +40,15 @@ def fake_backends(llm: FakeLLM | None = None, tts: FakeTTS | None = None,
                     loaders=[recognizer.load, tts.load], end_of_turn=end_of_turn or FakeEndOfTurn())
 
 
+# Tests open several sessions at once (fuzz, isolation, the shared real server): more than the measured 2-core
+# default of 2 (`limits.max_sessions`, docs/benchmarks.md "Load"); admission tests set their own limit.
+TEST_MAX_SESSIONS = 8
+
+
 def fast_settings(**overrides: Any) -> Settings:
     settings = Settings()
     settings.server.ui = False
+    settings.limits.max_sessions = TEST_MAX_SESSIONS
     for dotted, value in overrides.items():
         section, field = dotted.split("__")
         setattr(getattr(settings, section), field, value)
@@ -121,6 +127,7 @@ async def real_server():
     are mounted too, so the browser tests (tests/ui) share the one real LLM with the e2e tests."""
     settings = Settings()
     settings.server.ui = True
+    settings.limits.max_sessions = TEST_MAX_SESSIONS
     settings.chat.temperature = 0.0  # greedy: the same reply on every run (a sampled 0.5B once answered "Claro, aula.")
     settings.asr.final_temperatures = [0.0]  # no unseeded temperature fallback in Whisper's finals either
     app = create_app(settings)

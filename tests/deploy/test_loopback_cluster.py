@@ -113,7 +113,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             env = {"FALANTE_LLM__KIND": "openai", "FALANTE_LLM__BASE_URL": llm_url, "FALANTE_LLM__MODEL": "qwen",
                    "FALANTE_LLM__FIRST_TOKEN_TIMEOUT_S": "600", "FALANTE_LLM__TIMEOUT_S": "600",
                    "FALANTE_CHAT__MAX_TOKENS": "12", "FALANTE_CHAT__TEMPERATURE": "0",
-                   "FALANTE_SERVER__DRAIN_GRACE_S": "600", "FALANTE_ASR__CPU_THREADS": "1",
+                   "FALANTE_SERVER__DRAIN_GRACE_S": "600", "FALANTE_LIMITS__MAX_SESSIONS": "8", "FALANTE_ASR__CPU_THREADS": "1",
                    "FALANTE_TTS__KIND": "kokoro", "FALANTE_TTS__THREADS": "1"}
             proc = Proc(name, [sys.executable, "-m", "falante.cli", "serve", "--no-ui", "--host", "127.0.0.1",
                                "--port", str(port)], logs, env)
