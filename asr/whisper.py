@@ -188,8 +188,8 @@ class FasterWhisperRecognizer:
             return await self._batched(clean, lang)
         if partial or clean.size <= WINDOW_SAMPLES:
             return await self._executor.run(PARTIAL if partial else FINAL, self._decode, clean, lang, partial)
-        texts = []  # a long final: one job per ≤ 30 s piece, behind every live decode (measured: a session
-        # committing 119 s again and again made another's live turns wait 46 s when its pieces ran as finals)
+        texts = []  # a long final: one job per ≤ 30 s piece, queued behind every live decode (a live turn then
+        # waits only for the piece in flight; docs/benchmarks.md "Fairness": not enough under a commit flood)
         for piece in split_at_pauses(clean):
             texts.append(await self._executor.run(BULK, self._decode, piece, lang, False))
         return _join(texts)

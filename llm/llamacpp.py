@@ -167,7 +167,7 @@ class LlamaCppLanguageModel:
     def _paced(self, credits: threading.Semaphore, stop: threading.Event) -> bool:
         """Wait while the consumer is TOKEN_BUFFER deltas behind (a reply paced by its voice leaves the CPU to TTS),
         but never while another session's request waits for the single worker: then decode on, so a slow speaker
-        holds the model for its decode time only (measured: B's reply waited for A's whole speech). False: stop."""
+        holds the model for its decode time only (before, B's reply waited for A's whole speech). False: stop."""
         while not credits.acquire(timeout=0.05):
             if stop.is_set():
                 return False

@@ -30,6 +30,5 @@ async def test_answers_in_portuguese_with_the_models_chat_template(llm):
     assert "Bras" in text and is_portuguese(text), text
 
 
-
 async def test_calls_a_named_tool_then_answers_without_writing_a_call(llm):
     await calls_then_answers_without_writing_a_call(llm)
